@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make repro` and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.installed
+# Stage commands in dvc.yaml call `python`; put the venv first so they use it.
+RUN    := PATH="$(BIN):$$PATH" TF_CPP_MIN_LOG_LEVEL=2
+
+.PHONY: setup repro test check clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+repro: setup
+	$(RUN) $(BIN)/python -m imgclf.params --check params.yaml
+	$(RUN) $(BIN)/dvc repro
+
+test: setup
+	$(RUN) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+check: setup
+	$(RUN) $(BIN)/python -m imgclf.params --check params.yaml
+
+clean-venv:
+	rm -rf $(VENV)

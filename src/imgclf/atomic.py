@@ -1,0 +1,61 @@
+"""Atomic writes: an interrupted stage leaves the previous file or none, never a truncated one.
+
+Each writer writes to a temporary file in the destination's directory (same file system, so the
+rename is atomic), fsyncs it, then renames it over the destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path next to dest; rename it to dest only if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, dest)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(dest: Path | str, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(dest: Path | str, text: str) -> None:
+    write_bytes(dest, text.encode())
+
+
+def write_json(dest: Path | str, obj: Any) -> None:
+    write_text(dest, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_npy(dest: Path | str, array: np.ndarray) -> None:
+    with atomic_path(dest, suffix=".npy") as tmp:
+        np.save(tmp, array, allow_pickle=False)
+
+
+def load_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
+    """Never unpickles: a .npy from a dataset or a cache is data, not code."""
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def write_csv(dest: Path | str, frame) -> None:
+    with atomic_path(dest, suffix=".csv") as tmp:
+        frame.to_csv(tmp, index=False)

@@ -1,0 +1,133 @@
+"""Frozen ImageNet backbones from keras.applications, and the exact recipe that feeds them.
+
+Everything that changes a feature vector is collected into `FeatureExtractor.spec`; the cache
+namespace is the hash of that spec, so two recipes can never share (or overwrite) vectors.
+TensorFlow is imported lazily: `python -m imgclf.params --check` must stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+FORMAT_VERSION = 1  # bump when the way vectors are computed or stored changes
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    module: str    # keras.applications submodule holding preprocess_input
+    min_size: int  # smallest square input keras.applications accepts without the top
+
+
+BACKBONES: dict[str, BackboneInfo] = {
+    "MobileNet": BackboneInfo("mobilenet", 32),
+    "MobileNetV2": BackboneInfo("mobilenet_v2", 32),
+    "ResNet50": BackboneInfo("resnet50", 32),
+    "VGG16": BackboneInfo("vgg16", 32),
+    "VGG19": BackboneInfo("vgg19", 32),
+    "DenseNet121": BackboneInfo("densenet", 32),
+    "EfficientNetB0": BackboneInfo("efficientnet", 32),
+}
+
+INTERPOLATION = {
+    "nearest": cv2.INTER_NEAREST,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+def to_rgb_resized(batch: np.ndarray, size: int, resize: str) -> np.ndarray:
+    """uint8 (B,H,W) grey or (B,H,W,3) colour -> float32 (B,size,size,3), before preprocess_input.
+
+    Grey is replicated to three channels, as ImageNet models expect colour input.
+    """
+    out = np.empty((len(batch), size, size, 3), dtype=np.float32)
+    interp = INTERPOLATION[resize]
+    for i, img in enumerate(batch):
+        if img.ndim == 2 or img.shape[-1] == 1:
+            img = cv2.cvtColor(img.reshape(img.shape[0], img.shape[1]), cv2.COLOR_GRAY2RGB)
+        if img.shape[0] != size or img.shape[1] != size:
+            img = cv2.resize(img, (size, size), interpolation=interp)
+        out[i] = img
+    return out
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of the loaded weights, in layer order.
+
+    Hashing what was actually loaded (rather than trusting a file name) also covers random
+    initialisation and a weights file replaced in place.
+    """
+    h = hashlib.sha256()
+    for w in model.weights:
+        arr = np.ascontiguousarray(w.numpy())
+        h.update(f"{w.path}{arr.dtype.str}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+class FeatureExtractor:
+    def __init__(self, backbone: str, backbone_args: dict[str, Any], weights: str | None,
+                 image_size: int, resize: str, batch_size: int, init_seed: int = 0):
+        import keras
+        import tensorflow as tf
+
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
+        info = BACKBONES[backbone]
+        if weights is None:
+            keras.utils.set_random_seed(init_seed)  # random init must still be reproducible
+        with warnings.catch_warnings():
+            # Keras warns that sizes other than its native ones load the 224 px weights: intended.
+            warnings.filterwarnings("ignore", message=".*will be loaded as the default")
+            self.model = getattr(keras.applications, backbone)(
+                include_top=False, weights=weights, input_shape=(image_size, image_size, 3),
+                pooling="avg", **backbone_args)
+        self.model.trainable = False
+        self._preprocess = getattr(keras.applications, info.module).preprocess_input
+        self.image_size = image_size
+        self.resize = resize
+        self.batch_size = batch_size
+        self.dim = int(self.model.output_shape[-1])
+        self.spec = {
+            "format_version": FORMAT_VERSION,
+            "backbone": backbone,
+            "backbone_args": backbone_args,
+            "pooling": "avg",
+            "weights": weights,
+            "weights_sha256": weights_digest(self.model),
+            "image_size": image_size,
+            "resize": f"cv2.resize {resize}",
+            "colour": "grey replicated to RGB; colour as RGB",
+            "preprocess": f"keras.applications.{info.module}.preprocess_input",
+            "dtype": "float32",
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+        }
+        self.namespace = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
+        spec = tf.TensorSpec((batch_size, image_size, image_size, 3), tf.float32)
+        self._forward = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Vectors for up to batch_size images.
+
+        The batch is always padded to the same size so that an image's vector never depends on
+        how many other images happened to share its batch (oneDNN may pick other kernels for
+        other batch shapes, which changes low-order bits).
+        """
+        n = len(batch)
+        if n > self.batch_size:
+            raise ValueError(f"batch of {n} exceeds batch_size {self.batch_size}")
+        x = to_rgb_resized(batch, self.image_size, self.resize)
+        if n < self.batch_size:
+            x = np.concatenate([x, np.zeros((self.batch_size - n, *x.shape[1:]), np.float32)])
+        x = self._preprocess(x)
+        return np.asarray(self._forward(x))[:n].astype(np.float32, copy=False)

@@ -1,0 +1,95 @@
+"""Bottleneck features through the content-addressed cache: compute only what is missing.
+
+Images are keyed by the SHA-256 of their pixels (never by file name or row number, which
+silently serve old vectors when files are regenerated under the same names).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from imgclf.feature_store import FeatureStore
+from imgclf.hashing import image_sha256
+
+
+@dataclass
+class BottleneckReport:
+    namespace: str
+    images: int
+    unique_images: int
+    hits: int
+    misses: int
+    corrupt: int
+    seconds_computing: float
+    seconds_reading: float
+    seconds_total: float
+
+    def line(self) -> str:
+        rate = self.misses / self.seconds_computing if self.seconds_computing else 0.0
+        return (f"bottleneck: {self.images} images ({self.unique_images} unique), {self.hits} cache hits, "
+                f"{self.misses} misses, {self.corrupt} corrupt entries recomputed; computed in "
+                f"{self.seconds_computing:.1f} s ({rate:.0f} images/s), read in {self.seconds_reading:.1f} s, "
+                f"total {self.seconds_total:.1f} s; namespace {self.namespace}")
+
+    def as_metrics(self) -> dict:
+        d = asdict(self)
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The directory the cache lives under, also from a `dvc exp run --temp/--queue` workspace.
+
+    Queued and temp experiments run in a copy under <project>/.dvc/tmp/exps/...; a cache there
+    would be thrown away with the copy, so the cache resolves to the real project.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
+
+
+def compute_features(images: np.ndarray, extractor, store: FeatureStore, *,
+                     progress: bool = True) -> tuple[np.ndarray, BottleneckReport]:
+    """Features aligned with `images`; vectors missing from the store are computed and stored."""
+    start = time.perf_counter()
+    keys = [image_sha256(img) for img in images]
+    first_index: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        first_index.setdefault(k, i)
+    store.register(extractor.namespace, extractor.dim, extractor.spec)
+
+    t = time.perf_counter()
+    lookup = store.get_many(extractor.namespace, first_index)
+    vectors = lookup.vectors
+    seconds_reading = time.perf_counter() - t
+    hits = len(vectors)
+
+    missing = [k for k in first_index if k not in vectors]
+    t = time.perf_counter()
+    bs = extractor.batch_size
+    with tqdm(total=len(missing), desc="bottleneck", unit="img", disable=not progress or not missing) as bar:
+        for b in range(0, len(missing), bs):
+            batch_keys = missing[b:b + bs]
+            batch = np.stack([images[first_index[k]] for k in batch_keys])
+            out = extractor(batch)
+            store.put_many(extractor.namespace, zip(batch_keys, out))
+            vectors.update(zip(batch_keys, out))
+            bar.update(len(batch_keys))
+    seconds_computing = time.perf_counter() - t
+
+    features = np.empty((len(images), extractor.dim), dtype=np.float32)
+    for i, k in enumerate(keys):
+        features[i] = vectors[k]
+    report = BottleneckReport(
+        namespace=extractor.namespace, images=len(images), unique_images=len(first_index),
+        hits=hits, misses=len(missing), corrupt=len(lookup.corrupt),
+        seconds_computing=seconds_computing, seconds_reading=seconds_reading,
+        seconds_total=time.perf_counter() - start)
+    return features, report

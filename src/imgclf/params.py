@@ -1,0 +1,208 @@
+"""Typed schema for params.yaml: every key has a type, a range and a description.
+
+Stages validate the whole file before doing any work, so a typo or an out-of-range value
+fails in a second with a message naming the key, instead of training a wrong model for an hour.
+
+    python -m imgclf.params --check [params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from imgclf.backbones import BACKBONES
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class _Strict(BaseModel):
+    # extra="forbid": an unknown key is a typo until proven otherwise.
+    # strict=True: "four" or 2.5 is never silently coerced to an int.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasetParams(_Strict):
+    kind: Literal["fashion_mnist"] = Field(
+        "fashion_mnist", description="Which dataset reader the split stage uses.")
+    train_limit: int | None = Field(
+        None, ge=1, description="Use only the first N official training images (smoke runs); null = all.")
+    test_limit: int | None = Field(
+        None, ge=1, description="Use only the first N official test images (smoke runs); null = all.")
+
+
+class DownloadParams(_Strict):
+    sources: list[str] = Field(
+        ..., min_length=1,
+        description="Where to fetch the files, tried in order: local directories or http(s) base URLs.")
+    files: dict[str, str] = Field(
+        ..., min_length=1,
+        description="File name -> SHA-256 of its content (decompressed for .gz; mirrors recompress).")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="Per-request timeout for HTTP sources, seconds.")
+    retries: int = Field(3, ge=0, le=10, description="HTTP retries with exponential back-off per file and source.")
+
+    @field_validator("files")
+    @classmethod
+    def _checksums_are_sha256(cls, files: dict[str, str]) -> dict[str, str]:
+        import re
+        for name, digest in files.items():
+            if "/" in name or "\\" in name or name in ("", ".", ".."):
+                raise ValueError(f"file name {name!r} must be a plain file name")
+            if not re.match(SHA256_HEX, digest):
+                raise ValueError(f"checksum of {name!r} must be 64 lowercase hex digits, got {digest!r}")
+        return files
+
+
+class SplitParams(_Strict):
+    val_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="Share of training source groups that go to validation.")
+    seed: int = Field(42, ge=0, description="Salt of the stable hash that assigns groups to train/val.")
+
+
+class AugmenterSpec(_Strict):
+    name: str = Field(..., description="imgaug.augmenters class name, e.g. Fliplr, Affine.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments; YAML lists become tuples (imgaug ranges).")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        import imgaug.augmenters as iaa
+        if not isinstance(getattr(iaa, name, None), type) or not issubclass(getattr(iaa, name), iaa.Augmenter):
+            raise ValueError(f"unknown augmenter {name!r}; expected an imgaug.augmenters class such as "
+                             f"Fliplr, Affine, GaussianBlur, AdditiveGaussianNoise, LinearContrast")
+        return name
+
+
+class AugmentParams(_Strict):
+    multiplier: int = Field(
+        2, ge=1, le=64, description="Each train source appears this many times: the original plus multiplier-1 variants.")
+    seed: int = Field(42, ge=0, description="Variant k of source s depends only on (seed, s, k) and the augmenter list.")
+    augmenters: list[AugmenterSpec] = Field(
+        default_factory=list, description="Applied in order (imgaug Sequential) to make each variant.")
+
+    @model_validator(mode="after")
+    def _augmenters_build(self) -> "AugmentParams":
+        from imgclf.augment import build_augmenter
+        for i, spec in enumerate(self.augmenters):
+            try:
+                build_augmenter([spec.model_dump()])
+            except Exception as err:  # imgaug raises bare AssertionError/ValueError/TypeError
+                raise ValueError(f"augmenters[{i}] ({spec.name} with args {spec.args}) cannot be built: "
+                                 f"{type(err).__name__}: {err}") from None
+        return self
+
+
+class BottleneckParams(_Strict):
+    backbone: str = Field("MobileNet", description="keras.applications model name.")
+    backbone_args: dict[str, Any] = Field(
+        default_factory=dict, description="Extra constructor arguments, e.g. {alpha: 0.25} for MobileNet.")
+    weights: Literal["imagenet"] | None = Field(
+        "imagenet", description="imagenet, or null for random initialisation (tests only).")
+    image_size: int = Field(96, le=1024, description="Square input size the images are resized to.")
+    resize: Literal["nearest", "linear", "cubic", "area", "lanczos"] = Field(
+        "linear", description="OpenCV interpolation used to resize to image_size.")
+    batch_size: int = Field(256, ge=1, le=4096, description="Images per forward pass (fixed; the last batch is padded).")
+    cache_dir: str = Field(
+        ".cache/bottlenecks", min_length=1,
+        description="On-disk feature store, outside DVC outputs; relative to the project root.")
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name: str) -> str:
+        if name not in BACKBONES:
+            raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(BACKBONES)}")
+        return name
+
+    @model_validator(mode="after")
+    def _size_fits_backbone(self) -> "BottleneckParams":
+        minimum = BACKBONES[self.backbone].min_size
+        if self.image_size < minimum:
+            raise ValueError(f"image_size {self.image_size} is below the {minimum} px that "
+                             f"{self.backbone} accepts")
+        return self
+
+
+class TrainParams(_Strict):
+    model: Literal["head"] = Field("head", description="head: dense classifier on cached bottleneck features.")
+    seed: int = Field(42, ge=0, description="Seeds weight init, dropout and shuffling.")
+    hidden_units: list[int] = Field([256], description="Width of each hidden dense layer of the head.")
+    dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate.")
+    batch_size: int = Field(256, ge=1, le=65536, description="Training batch size.")
+    epochs: int = Field(60, ge=1, le=10000, description="Upper bound on epochs; early stopping usually ends sooner.")
+    patience: int = Field(6, ge=1, le=1000, description="Epochs without val-loss improvement before stopping (best weights restored).")
+
+    @field_validator("hidden_units")
+    @classmethod
+    def _positive_units(cls, units: list[int]) -> list[int]:
+        if any(u < 1 for u in units):
+            raise ValueError(f"every hidden layer needs at least 1 unit, got {units}")
+        return units
+
+
+class Params(_Strict):
+    dataset: DatasetParams = DatasetParams()
+    download: DownloadParams
+    split: SplitParams = SplitParams()
+    augment: AugmentParams = AugmentParams()
+    bottleneck: BottleneckParams = BottleneckParams()
+    train: TrainParams = TrainParams()
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or breaks the schema; the message names each key."""
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: {err.error_count()} invalid parameter(s):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (value {e['input']!r}); check the spelling against params.py")
+        else:
+            lines.append(f"  {key} = {e.get('input')!r}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_describe(err, path)) from None
+
+
+def load_params(path: Path | str) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(raw, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imgclf.params", description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", default="params.yaml")
+    parser.add_argument("--check", action="store_true", help="validate and exit (the only action)")
+    args = parser.parse_args(argv)
+    try:
+        load_params(args.path)
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.path}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

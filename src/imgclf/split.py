@@ -1,0 +1,94 @@
+"""Assign images to train / val / test by source group, before any augmentation.
+
+A group is every image connected by a shared source id or identical pixels, so neither the
+augmented copies of one photo nor two copies of one image can sit on both sides. The official
+test set stays `test`; training images that share a group with a test image are marked
+`excluded` (kept in the manifest, counted, never trained on). Other groups go to val when a
+hash of (seed, group id) falls below val_fraction: adding images never moves existing ones, and
+the split is stratified by class in expectation (the per-class val share is reported).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from imgclf.hashing import image_sha256, stable_unit_interval
+from imgclf.manifest import SPLITS, ImageSet
+
+
+class SplitIntegrityError(RuntimeError):
+    """A guarantee of the split is broken; nothing is written."""
+
+
+def _groups(manifest: pd.DataFrame) -> np.ndarray:
+    """Connected components over 'same source_id' and 'same sha256' edges; row -> component."""
+    n = len(manifest)
+    rows, cols = [], []
+    for column in ("source_id", "sha256"):
+        first = manifest.groupby(column, sort=False).ngroup().to_numpy()
+        anchor = pd.Series(np.arange(n)).groupby(first).transform("min").to_numpy()
+        rows.append(np.arange(n))
+        cols.append(anchor)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def assign_splits(data: ImageSet, val_fraction: float, seed: int) -> ImageSet:
+    m = data.manifest.copy()
+    m["sha256"] = [image_sha256(img) for img in data.images]
+    component = _groups(m)
+    # A group's id is its smallest source id: stable under adding unrelated images.
+    m["group_id"] = m.groupby(component)["source_id"].transform("min")
+    has_test = (m["official_split"] == "test").groupby(m["group_id"]).transform("any")
+    groups = m["group_id"].unique()
+    val_groups = {g for g in groups if stable_unit_interval("split", seed, g) < val_fraction}
+    to_val = m["group_id"].isin(val_groups)
+    m["split"] = np.where(m["official_split"] == "test", "test",
+                          np.where(has_test, "excluded", np.where(to_val, "val", "train")))
+    columns = ["id", "source_id", "group_id", "label", "class_name", "official_split", "split", "sha256"]
+    result = ImageSet(data.images, m[columns + [c for c in m.columns if c not in columns]])
+    check_integrity(result.manifest)
+    return result
+
+
+def check_integrity(manifest: pd.DataFrame) -> None:
+    """Refuse a split where a source or an identical image sits in more than one split."""
+    used = manifest[manifest["split"].isin(SPLITS)]
+    problems = []
+    for column, what in (("source_id", "source"), ("sha256", "identical image")):
+        spread = used.groupby(column)["split"].nunique()
+        for key in spread[spread > 1].index[:10]:
+            rows = used[used[column] == key]
+            problems.append(f"{what} {key}: " + ", ".join(f"{i} in {s}" for i, s in zip(rows["id"], rows["split"])))
+        if (spread > 1).sum() > 10:
+            problems.append(f"... and {(spread > 1).sum() - 10} more {what}s")
+    if problems:
+        raise SplitIntegrityError("split refused, a guarantee is broken:\n  " + "\n  ".join(problems))
+
+
+def split_summary(manifest: pd.DataFrame) -> tuple[dict, dict]:
+    """(split metrics, leakage metrics), flat and rounded for `dvc metrics diff`."""
+    counts = manifest["split"].value_counts()
+    pool = manifest[manifest["split"].isin(["train", "val"])]
+    val_share = pool.groupby("class_name")["split"].apply(lambda s: (s == "val").mean())
+    stats = {f"{s}_images": int(counts.get(s, 0)) for s in (*SPLITS, "excluded")}
+    stats.update({
+        "groups": int(manifest["group_id"].nunique()),
+        "val_share_min_class": round(float(val_share.min()), 4) if len(val_share) else 0.0,
+        "val_share_max_class": round(float(val_share.max()), 4) if len(val_share) else 0.0,
+    })
+    used = manifest[manifest["split"].isin(SPLITS)]
+    multi_label = manifest.groupby("group_id")["label"].nunique()
+    dup = manifest.duplicated("sha256", keep="first")
+    leakage = {
+        "sources_in_more_than_one_split": int((used.groupby("source_id")["split"].nunique() > 1).sum()),
+        "identical_images_across_splits": int((used.groupby("sha256")["split"].nunique() > 1).sum()),
+        "excluded_train_images_identical_to_test": int(counts.get("excluded", 0)),
+        "duplicate_images_total": int(dup.sum()),
+        "groups_with_conflicting_labels": int((multi_label > 1).sum()),
+    }
+    return stats, leakage

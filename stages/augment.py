@@ -1,0 +1,22 @@
+"""DVC stage `augment`: each train source becomes augment.multiplier images; val/test untouched."""
+
+from imgclf import paths, stage
+from imgclf.atomic import write_json
+from imgclf.augment import augment_set
+from imgclf.manifest import load_set, save_set
+
+
+def main(params):
+    p = params.augment
+    data = load_set(paths.SPLIT)
+    result, summary = augment_set(data, p.multiplier, p.seed, [a.model_dump() for a in p.augmenters])
+    save_set(paths.AUGMENTED, result)
+    write_json(paths.METRICS / "augment.json", summary)
+    print(f"augment: {summary['train_sources']} train sources x {p.multiplier} = {summary['train_images']} "
+          f"train images ({summary['variants_made']} variants made, "
+          f"{summary['variants_identical_to_original']} identical to their original), "
+          f"{summary['excluded_images_dropped']} excluded images left out, {summary['seconds']} s")
+
+
+if __name__ == "__main__":
+    stage.run("augment", main)

@@ -1,0 +1,25 @@
+"""DVC stage `bottleneck`: frozen-backbone features for every image, through the feature store."""
+
+from imgclf import paths, stage
+from imgclf.atomic import save_npy, write_json
+from imgclf.backbones import FeatureExtractor
+from imgclf.bottleneck import compute_features, project_root
+from imgclf.feature_store import FeatureStore
+from imgclf.manifest import load_set
+
+
+def main(params):
+    p = params.bottleneck
+    data = load_set(paths.AUGMENTED, mmap=True)
+    extractor = FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size)
+    store_path = project_root() / p.cache_dir / "features.sqlite"
+    with FeatureStore(store_path) as store:
+        features, report = compute_features(data.images, extractor, store)
+    save_npy(paths.FEATURES, features)
+    write_json(paths.METRICS / "bottleneck.json", report.as_metrics())
+    print(report.line())
+    print(f"bottleneck: store {store_path}")
+
+
+if __name__ == "__main__":
+    stage.run("bottleneck", main)
