@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from imgclf.progress import progress
 
 from imgclf.hashing import image_sha256, stable_seed
 from imgclf.manifest import ImageSet
@@ -51,7 +51,7 @@ def make_variant(augmenter, image: np.ndarray, seed: int, image_id: str, k: int)
 
 
 def augment_set(data: ImageSet, multiplier: int, seed: int, specs: list[dict], *,
-                progress: bool = True) -> tuple[ImageSet, dict]:
+                show_progress: bool = True) -> tuple[ImageSet, dict]:
     """Train rows x multiplier (original + variants), val and test rows once; excluded dropped.
 
     Returns the new set and a summary for metrics.
@@ -72,7 +72,7 @@ def augment_set(data: ImageSet, multiplier: int, seed: int, specs: list[dict], *
     extra_rows = []
     pos = len(base_idx)
     ids = m["id"].to_numpy()
-    with tqdm(total=n_variants, desc="augment", unit="img", disable=not progress or n_variants == 0) as bar:
+    with progress(total=n_variants, desc="augment", unit="img", disable=not show_progress or n_variants == 0) as bar:
         for k in range(1, multiplier):
             for i in train_idx:
                 images[pos] = make_variant(augmenter, data.images[i], seed, ids[i], k)

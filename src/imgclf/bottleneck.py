@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from imgclf.progress import progress
 
 from imgclf.feature_store import FeatureStore
 from imgclf.hashing import image_sha256
@@ -56,7 +56,7 @@ def project_root(cwd: Path | None = None) -> Path:
 
 
 def compute_features(images: np.ndarray, extractor, store: FeatureStore, *,
-                     progress: bool = True) -> tuple[np.ndarray, BottleneckReport]:
+                     show_progress: bool = True) -> tuple[np.ndarray, BottleneckReport]:
     """Features aligned with `images`; vectors missing from the store are computed and stored."""
     start = time.perf_counter()
     keys = [image_sha256(img) for img in images]
@@ -74,7 +74,7 @@ def compute_features(images: np.ndarray, extractor, store: FeatureStore, *,
     missing = [k for k in first_index if k not in vectors]
     t = time.perf_counter()
     bs = extractor.batch_size
-    with tqdm(total=len(missing), desc="bottleneck", unit="img", disable=not progress or not missing) as bar:
+    with progress(total=len(missing), desc="bottleneck", unit="img", disable=not show_progress or not missing) as bar:
         for b in range(0, len(missing), bs):
             batch_keys = missing[b:b + bs]
             batch = np.stack([images[first_index[k]] for k in batch_keys])

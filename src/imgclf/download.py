@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
-from tqdm import tqdm
+from imgclf.progress import progress
 from urllib3.util.retry import Retry
 
 from imgclf.atomic import atomic_path
@@ -92,7 +92,7 @@ def _fetch_http(url: str, tmp: Path, session: requests.Session, timeout: float) 
             if resp.status_code != 200:
                 raise SourceFailure(f"HTTP {resp.status_code} {resp.reason}")
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+            with open(tmp, "wb") as out, progress(total=total, unit="B", unit_scale=True,
                                                desc=url.rsplit("/", 1)[-1], leave=False) as bar:
                 for block in resp.iter_content(_CHUNK):
                     out.write(block)

@@ -30,8 +30,9 @@ class ImageSet:
     manifest: pd.DataFrame
 
     def subset(self, mask) -> "ImageSet":
+        """Rows by boolean mask or integer positions, images and manifest together."""
         mask = np.asarray(mask)
-        return ImageSet(self.images[mask], self.manifest[mask].reset_index(drop=True))
+        return ImageSet(self.images[mask], self.manifest.iloc[mask].reset_index(drop=True))
 
     def class_names(self) -> list[str]:
         pairs = self.manifest[["label", "class_name"]].drop_duplicates().sort_values("label")

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from imgclf.backbones import BACKBONES
 
@@ -77,6 +78,16 @@ class AugmenterSpec(_Strict):
                              f"Fliplr, Affine, GaussianBlur, AdditiveGaussianNoise, LinearContrast")
         return name
 
+    @model_validator(mode="after")
+    def _builds(self) -> "AugmenterSpec":
+        from imgclf.augment import build_augmenter
+        try:
+            build_augmenter([self.model_dump()])
+        except Exception as err:  # imgaug raises bare AssertionError/ValueError/TypeError
+            raise ValueError(f"{self.name} with args {self.args} cannot be built: "
+                             f"{type(err).__name__}: {err}") from None
+        return self
+
 
 class AugmentParams(_Strict):
     multiplier: int = Field(
@@ -85,16 +96,6 @@ class AugmentParams(_Strict):
     augmenters: list[AugmenterSpec] = Field(
         default_factory=list, description="Applied in order (imgaug Sequential) to make each variant.")
 
-    @model_validator(mode="after")
-    def _augmenters_build(self) -> "AugmentParams":
-        from imgclf.augment import build_augmenter
-        for i, spec in enumerate(self.augmenters):
-            try:
-                build_augmenter([spec.model_dump()])
-            except Exception as err:  # imgaug raises bare AssertionError/ValueError/TypeError
-                raise ValueError(f"augmenters[{i}] ({spec.name} with args {spec.args}) cannot be built: "
-                                 f"{type(err).__name__}: {err}") from None
-        return self
 
 
 class BottleneckParams(_Strict):
@@ -118,13 +119,13 @@ class BottleneckParams(_Strict):
             raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(BACKBONES)}")
         return name
 
-    @model_validator(mode="after")
-    def _size_fits_backbone(self) -> "BottleneckParams":
-        minimum = BACKBONES[self.backbone].min_size
-        if self.image_size < minimum:
-            raise ValueError(f"image_size {self.image_size} is below the {minimum} px that "
-                             f"{self.backbone} accepts")
-        return self
+    @field_validator("image_size")
+    @classmethod
+    def _size_fits_backbone(cls, size: int, info: ValidationInfo) -> int:
+        backbone = info.data.get("backbone")
+        if backbone in BACKBONES and size < BACKBONES[backbone].min_size:
+            raise ValueError(f"{size} px is below the {BACKBONES[backbone].min_size} px that {backbone} accepts")
+        return size
 
 
 class TrainParams(_Strict):

@@ -1,0 +1,66 @@
+"""Shared fixtures: small synthetic datasets made by the tests, and a tiny random backbone."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from imgclf.idx import encode_idx  # noqa: E402
+from imgclf.manifest import ImageSet  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_FMNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
+
+
+def synthetic_images(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake garments: class c is a bright bar whose row and width depend on c, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 40, size=(n, size, size), dtype=np.uint8)
+    for img, c in zip(images, labels):
+        row = 2 + 2 * c + int(rng.integers(0, 2))
+        img[row:row + 3, 4:4 + 8 + 1 * c] = 220
+    return images, labels.astype(np.uint8)
+
+
+def write_idx_dataset(directory: Path, n_train: int = 400, n_test: int = 100, seed: int = 0) -> dict[str, str]:
+    """The four Fashion-MNIST file names with synthetic content; returns name -> content SHA-256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tr_x, tr_y = synthetic_images(n_train, seed)
+    te_x, te_y = synthetic_images(n_test, seed + 1)
+    checksums = {}
+    for name, arr in {"train-images-idx3-ubyte.gz": tr_x, "train-labels-idx1-ubyte.gz": tr_y,
+                      "t10k-images-idx3-ubyte.gz": te_x, "t10k-labels-idx1-ubyte.gz": te_y}.items():
+        raw = encode_idx(arr)
+        (directory / name).write_bytes(gzip.compress(raw, mtime=0))
+        checksums[name] = hashlib.sha256(raw).hexdigest()
+    return checksums
+
+
+def image_set(images: np.ndarray, labels, official, ids=None, source_ids=None) -> ImageSet:
+    ids = ids or [f"img-{i:04d}" for i in range(len(images))]
+    return ImageSet(images, pd.DataFrame({
+        "id": ids, "source_id": source_ids or ids, "label": np.asarray(labels, dtype=np.int64),
+        "class_name": [f"c{int(c)}" for c in labels], "official_split": official}))
+
+
+@pytest.fixture
+def idx_dir(tmp_path) -> tuple[Path, dict[str, str]]:
+    d = tmp_path / "source"
+    return d, write_idx_dataset(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_extractor():
+    """Random-init MobileNet at 32 px: real Keras code path, no weights download."""
+    from imgclf.backbones import FeatureExtractor
+    return FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)

@@ -1,0 +1,72 @@
+"""Multiplier semantics and variant stability."""
+
+import numpy as np
+import pytest
+
+from imgclf.augment import augment_set
+from imgclf.split import assign_splits
+from tests.conftest import image_set, synthetic_images
+
+AUGMENTERS = [{"name": "Fliplr", "args": {"p": 0.5}},
+              {"name": "Affine", "args": {"translate_px": {"x": [-3, 3], "y": [-3, 3]}}}]
+
+
+@pytest.fixture(scope="module")
+def split_set():
+    x, y = synthetic_images(120, 0)
+    official = ["train"] * 100 + ["test"] * 20
+    return assign_splits(image_set(x, y, official), val_fraction=0.2, seed=0)
+
+
+def _by_id(data):
+    return {i: img for i, img in zip(data.manifest["id"], data.images)}
+
+
+def test_multiplier_counts_and_only_train_is_augmented(split_set):
+    out, summary = augment_set(split_set, 3, 0, AUGMENTERS, show_progress=False)
+    m, src = out.manifest, split_set.manifest
+    n_train = (src.split == "train").sum()
+    assert (m.split == "train").sum() == 3 * n_train == summary["train_images"]
+    assert (m.split == "val").sum() == (src.split == "val").sum()
+    assert (m.split == "test").sum() == (src.split == "test").sum()
+    assert set(m.loc[m.split != "train", "variant"]) == {0}
+    assert (m[m.split == "train"].groupby("parent_id").variant.apply(sorted).map(tuple) == (0, 1, 2)).all()
+    # Variant 0 is the original, byte for byte; variants are actually augmented.
+    originals = _by_id(split_set)
+    for row, img in zip(m.itertuples(), out.images):
+        if row.variant == 0:
+            np.testing.assert_array_equal(img, originals[row.parent_id])
+    assert summary["variants_identical_to_original"] < summary["variants_made"] / 2
+    assert list(m.sha256) == [__import__("imgclf.hashing", fromlist=["x"]).image_sha256(i) for i in out.images]
+
+
+def test_raising_multiplier_keeps_existing_variants_byte_identical(split_set):
+    two, _ = augment_set(split_set, 2, 5, AUGMENTERS, show_progress=False)
+    four, _ = augment_set(split_set, 4, 5, AUGMENTERS, show_progress=False)
+    a, b = _by_id(two), _by_id(four)
+    assert set(a) <= set(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_variant_does_not_depend_on_order_or_other_images(split_set):
+    full, _ = augment_set(split_set, 2, 5, AUGMENTERS, show_progress=False)
+    reversed_set = split_set.subset(np.arange(len(split_set.images))[::-1])
+    some = reversed_set.subset(np.arange(len(split_set.images)) % 3 == 0)
+    part, _ = augment_set(some, 2, 5, AUGMENTERS, show_progress=False)
+    a, b = _by_id(full), _by_id(part)
+    assert len(b) > 10
+    for key in b:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_seed_changes_variants(split_set):
+    a, _ = augment_set(split_set, 2, 1, AUGMENTERS, show_progress=False)
+    b, _ = augment_set(split_set, 2, 2, AUGMENTERS, show_progress=False)
+    assert not np.array_equal(a.images, b.images)
+
+
+def test_multiplier_one_is_the_split_without_excluded(split_set):
+    out, summary = augment_set(split_set, 1, 0, AUGMENTERS, show_progress=False)
+    assert summary["variants_made"] == 0
+    assert len(out.images) == split_set.manifest.split.isin(["train", "val", "test"]).sum()

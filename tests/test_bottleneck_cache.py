@@ -1,0 +1,95 @@
+"""Cache keying: content hash within a namespace of everything that changes a vector."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from imgclf.backbones import FeatureExtractor
+from imgclf.bottleneck import compute_features, project_root
+from imgclf.feature_store import FeatureStore
+from tests.conftest import synthetic_images
+
+
+@pytest.fixture
+def store(tmp_path):
+    with FeatureStore(tmp_path / "cache" / "features.sqlite") as s:
+        yield s
+
+
+def test_second_run_is_all_hits_and_identical(tiny_extractor, store):
+    images, _ = synthetic_images(40, 0)
+    first, r1 = compute_features(images, tiny_extractor, store, show_progress=False)
+    second, r2 = compute_features(images, tiny_extractor, store, show_progress=False)
+    assert (r1.hits, r1.misses) == (0, 40)
+    assert (r2.hits, r2.misses) == (40, 0)
+    assert first.shape == (40, tiny_extractor.dim) and first.dtype == np.float32
+    np.testing.assert_array_equal(first, second)
+
+
+def test_changed_image_is_a_miss_even_at_the_same_position(tiny_extractor, store):
+    images, _ = synthetic_images(20, 0)
+    compute_features(images, tiny_extractor, store, show_progress=False)
+    regenerated = images.copy()
+    regenerated[7, 0, 0] ^= 0xFF  # same "file name" (row 7), one pixel changed
+    feats, report = compute_features(regenerated, tiny_extractor, store, show_progress=False)
+    assert (report.hits, report.misses) == (19, 1)
+    fresh, _ = compute_features(regenerated[7:8], tiny_extractor, store, show_progress=False)
+    np.testing.assert_array_equal(feats[7], fresh[0])
+
+
+def test_duplicate_images_are_computed_once(tiny_extractor, store):
+    images, _ = synthetic_images(10, 0)
+    images = np.concatenate([images, images[:4]])
+    feats, report = compute_features(images, tiny_extractor, store, show_progress=False)
+    assert (report.images, report.unique_images, report.misses) == (14, 10, 10)
+    np.testing.assert_array_equal(feats[10:], feats[:4])
+
+
+def test_vector_does_not_depend_on_batch_companions(tiny_extractor):
+    images, _ = synthetic_images(20, 3)
+    alone = tiny_extractor(images[5:6])[0]
+    crowded = tiny_extractor(images[:16])[5]
+    np.testing.assert_array_equal(alone, crowded)
+
+
+def test_other_namespace_is_a_miss_and_switching_back_is_all_hits(tiny_extractor, store):
+    images, _ = synthetic_images(12, 1)
+    other = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 48, "linear", batch_size=16)
+    assert other.namespace != tiny_extractor.namespace
+    compute_features(images, tiny_extractor, store, show_progress=False)
+    _, r_other = compute_features(images, other, store, show_progress=False)
+    _, r_back = compute_features(images, tiny_extractor, store, show_progress=False)
+    assert r_other.misses == 12 and r_back.hits == 12
+    assert {s["namespace"] for s in store.summary()} == {tiny_extractor.namespace, other.namespace}
+
+
+def test_namespace_covers_every_vector_changing_setting(tiny_extractor):
+    base = tiny_extractor.spec
+    variants = [
+        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "cubic", batch_size=16),
+        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16, init_seed=1),
+    ]
+    namespaces = {tiny_extractor.namespace} | {v.namespace for v in variants}
+    assert len(namespaces) == 3
+    assert variants[1].spec["weights_sha256"] != base["weights_sha256"]
+    # Batch size is not part of it: padding makes vectors independent of it.
+    same = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=8)
+    assert same.namespace == tiny_extractor.namespace
+
+
+def test_corrupt_entry_is_reported_and_recomputed(tiny_extractor, store):
+    images, _ = synthetic_images(6, 2)
+    good, _ = compute_features(images, tiny_extractor, store, show_progress=False)
+    with sqlite3.connect(store.path) as raw:
+        raw.execute("UPDATE vectors SET vector = x'0011' WHERE key = (SELECT key FROM vectors LIMIT 1)")
+    feats, report = compute_features(images, tiny_extractor, store, show_progress=False)
+    assert (report.corrupt, report.misses, report.hits) == (1, 1, 5)
+    np.testing.assert_array_equal(feats, good)
+
+
+def test_project_root_escapes_dvc_temp_experiment_workspace(tmp_path):
+    ws = tmp_path / "proj" / ".dvc" / "tmp" / "exps" / "tmpabc123"
+    ws.mkdir(parents=True)
+    assert project_root(ws) == (tmp_path / "proj").resolve()
+    assert project_root(tmp_path / "proj") == (tmp_path / "proj").resolve()

@@ -1,0 +1,88 @@
+"""Bad parameters fail before any work, with one message naming the key, the value and the rule."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from imgclf.params import ParamsError, load_params, parse_params
+from tests.conftest import REPO
+
+BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def _with(path: str, value):
+    raw = copy.deepcopy(BASE)
+    node = raw
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return raw
+
+
+def test_committed_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.augment.multiplier >= 1 and params.bottleneck.backbone == "MobileNet"
+
+
+BAD = [
+    ("augment.multiplier", 0, "greater than or equal to 1"),
+    ("augment.multiplier", -1, "greater than or equal to 1"),
+    ("augment.multiplier", 2.5, "valid integer"),
+    ("augment.multiplier", "four", "valid integer"),
+    ("augment.seed", -3, "greater than or equal to 0"),
+    ("augment.augmenters", [{"name": "Flipper", "args": {}}], "unknown augmenter 'Flipper'"),
+    ("augment.augmenters", [{"name": "Fliplr", "args": {"q": 1}}], "cannot be built"),
+    ("split.val_fraction", 0, "greater than 0"),
+    ("split.val_fraction", 1.5, "less than 1"),
+    ("split.seed", "x", "valid integer"),
+    ("dataset.kind", "cifar", "fashion_mnist"),
+    ("dataset.train_limit", 0, "greater than or equal to 1"),
+    ("download.sources", [], "at least 1 item"),
+    ("download.files", {"a.gz": "abc"}, "64 lowercase hex"),
+    ("download.files", {"../x.gz": "0" * 64}, "plain file name"),
+    ("download.timeout_s", 0, "greater than 0"),
+    ("download.retries", 11, "less than or equal to 10"),
+    ("bottleneck.backbone", "AlexNet", "unknown backbone 'AlexNet'"),
+    ("bottleneck.image_size", 16, "16 px is below the 32 px that MobileNet accepts"),
+    ("bottleneck.weights", "random", "'imagenet'"),
+    ("bottleneck.resize", "bilinear", "'nearest', 'linear'"),
+    ("bottleneck.batch_size", 0, "greater than or equal to 1"),
+    ("train.model", "svm", "'head'"),
+    ("train.hidden_units", [0], "at least 1 unit"),
+    ("train.dropout", 1.0, "less than 1"),
+    ("train.learning_rate", 0, "greater than 0"),
+    ("train.epochs", 0, "greater than or equal to 1"),
+    ("train.patience", 0, "greater than or equal to 1"),
+    ("train.bogus", 1, "unknown key"),
+]
+
+
+@pytest.mark.parametrize("key,value,expected", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_value_names_key_value_and_rule(key, value, expected):
+    with pytest.raises(ParamsError) as err:
+        parse_params(_with(key, value))
+    msg = str(err.value)
+    assert key in msg and expected in msg
+    assert "1 invalid parameter" in msg
+
+
+def test_unknown_section_is_rejected():
+    raw = dict(copy.deepcopy(BASE), augmnet={"multiplier": 2})
+    with pytest.raises(ParamsError, match="augmnet: unknown key"):
+        parse_params(raw)
+
+
+def test_check_cli_exit_codes(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(_with("augment.multiplier", 0)))
+    run = [sys.executable, "-m", "imgclf.params", "--check"]
+    ok = subprocess.run(run + [str(REPO / "params.yaml")], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    res = subprocess.run(run + [str(bad)], capture_output=True, text=True)
+    assert res.returncode == 2 and "augment.multiplier = 0" in res.stderr
+    missing = subprocess.run(run + [str(tmp_path / "none.yaml")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "not found" in missing.stderr

@@ -1,0 +1,99 @@
+"""`dvc repro` end to end in a temporary copy of the repo, on a small synthetic IDX dataset,
+with a random-init backbone (no network, no weights file). Then the user's everyday loop:
+repro again does nothing; `dvc exp run -S augment.multiplier=3` reuses every cached vector."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO, write_idx_dataset
+
+BIN = Path(sys.executable).parent
+
+
+def _run(args, cwd, check=True):
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", TF_CPP_MIN_LOG_LEVEL="2")
+    res = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    work = root / "repo"
+    work.mkdir()
+    for item in ("dvc.yaml", "params.yaml", ".gitignore", "stages", "src"):
+        src = REPO / item
+        (shutil.copytree(src, work / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+         if src.is_dir() else shutil.copy(src, work / item))
+    checksums = write_idx_dataset(root / "mirror", n_train=500, n_test=150, seed=11)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["download"].update(sources=[str(root / "nowhere"), str(root / "mirror")], files=checksums)
+    # Random-init VGG16 keeps a usable signal at 32 px (random MobileNet features vanish to ~1e-17).
+    params["bottleneck"].update(backbone="VGG16", backbone_args={}, weights=None, image_size=32, batch_size=64)
+    params["train"].update(epochs=40, patience=4, hidden_units=[64])
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], work)
+    _run([str(BIN / "dvc"), "init", "-q"], work)
+    _run([str(BIN / "dvc"), "config", "core.analytics", "false"], work)
+    _run(["git", "add", "-A"], work)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], work)
+    return work
+
+
+def _json(path):
+    return json.loads(Path(path).read_text())
+
+
+def test_repro_builds_every_stage_and_metrics(repo):
+    out = _run([str(BIN / "dvc"), "repro"], repo).stdout
+    for stage in ("download", "split", "augment", "bottleneck", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    assert "cache hits" in out and "test accuracy" in out
+    ev = _json(repo / "metrics" / "evaluate.json")
+    assert ev["test"]["images"] == 150
+    assert ev["test"]["accuracy"] > 0.5, ev  # learnable synthetic classes; chance is 0.1
+    assert set(ev["test"]["f1"]) == {"t_shirt_top", "trouser", "pullover", "dress", "coat", "sandal",
+                                     "shirt", "sneaker", "bag", "ankle_boot"}
+    leak = _json(repo / "metrics" / "leakage.json")
+    assert leak["sources_in_more_than_one_split"] == 0 and leak["identical_images_across_splits"] == 0
+    conf = pd.read_csv(repo / "metrics" / "plots" / "confusion_test.csv")
+    assert list(conf.columns) == ["actual", "predicted"] and len(conf) == 150
+    assert (repo / "metrics" / "train" / "plots" / "metrics" / "eval" / "loss.tsv").is_file()
+    assert (repo / "models" / "head.keras").is_file()
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
+
+
+def test_repro_again_does_nothing(repo):
+    out = _run([str(BIN / "dvc"), "repro"], repo).stdout
+    assert "Running stage" not in out
+    status = _run([str(BIN / "dvc"), "status"], repo).stdout
+    assert "up to date" in status
+
+
+def test_exp_run_multiplier_reuses_cached_vectors(repo):
+    before = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
+    _run([str(BIN / "dvc"), "exp", "run", "-S", "augment.multiplier=3"], repo)
+    after = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
+    report = _json(repo / "metrics" / "bottleneck.json")
+    new_hashes = set(after.sha256) - set(before.sha256)
+    assert report["misses"] == len(new_hashes) > 0
+    assert report["hits"] == len(set(before.sha256))  # every val/test image and every old variant
+    # Old variants are byte-identical: each old id keeps its hash.
+    merged = before.merge(after, on="id", suffixes=("_old", "_new"))
+    assert len(merged) == len(before) and (merged.sha256_old == merged.sha256_new).all()
+    diff = _run([str(BIN / "dvc"), "metrics", "diff", "--json"], repo).stdout
+    augment = json.loads(diff)["metrics/augment.json"]
+    assert augment["variants_made"]["new"] == 2 * augment["variants_made"]["old"]
+    shown = _run([str(BIN / "dvc"), "exp", "show", "--json"], repo).stdout
+    assert '"multiplier": 3' in shown and '"multiplier": 2' in shown

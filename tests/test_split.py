@@ -1,0 +1,79 @@
+"""Split by source group: no source and no identical image on two sides; stable under growth."""
+
+import numpy as np
+import pytest
+
+from imgclf.manifest import SPLITS
+from imgclf.split import SplitIntegrityError, assign_splits, check_integrity, split_summary
+from tests.conftest import image_set, synthetic_images
+
+
+def _dataset(n_train=600, n_test=100, seed=0):
+    tr_x, tr_y = synthetic_images(n_train, seed)
+    te_x, te_y = synthetic_images(n_test, seed + 1)
+    images = np.concatenate([tr_x, te_x])
+    labels = np.concatenate([tr_y, te_y])
+    official = ["train"] * n_train + ["test"] * n_test
+    ids = [f"train-{i:05d}" for i in range(n_train)] + [f"test-{i:05d}" for i in range(n_test)]
+    return images, labels, official, ids
+
+
+def test_official_test_stays_test_and_val_share_is_near_fraction():
+    images, labels, official, ids = _dataset(n_train=3000)
+    result = assign_splits(image_set(images, labels, official, ids), val_fraction=0.2, seed=1)
+    m = result.manifest
+    assert (m.loc[m.official_split == "test", "split"] == "test").all()
+    share = (m.split == "val").sum() / (m.official_split == "train").sum()
+    assert 0.17 < share < 0.23
+    # Stratified in expectation: every class gets val images.
+    assert set(m.loc[m.split == "val", "label"]) == set(range(10))
+
+
+def test_identical_images_and_shared_sources_never_straddle_splits():
+    images, labels, official, ids = _dataset()
+    sources = list(ids)
+    # 30 exact copies inside train, 5 train copies of test images, and 40 images sharing 10 sources.
+    for i in range(30):
+        images[300 + i] = images[i]
+    for i in range(5):
+        images[500 + i] = images[600 + i]
+    for i in range(40):
+        sources[100 + i] = f"photo-{i % 10}"
+    result = assign_splits(image_set(images, labels, official, ids, sources), val_fraction=0.5, seed=3)
+    m = result.manifest
+    used = m[m.split.isin(SPLITS)]
+    assert (used.groupby("sha256").split.nunique() == 1).all()
+    assert (used.groupby("source_id").split.nunique() == 1).all()
+    assert (m.loc[500:504, "split"] == "excluded").all()
+    for i in range(30):
+        assert m.loc[300 + i, "split"] == m.loc[i, "split"] and m.loc[300 + i, "group_id"] == m.loc[i, "group_id"]
+    stats, leakage = split_summary(m)
+    assert leakage["sources_in_more_than_one_split"] == 0
+    assert leakage["identical_images_across_splits"] == 0
+    assert leakage["excluded_train_images_identical_to_test"] == 5
+    assert stats["excluded_images"] == 5
+
+
+def test_adding_images_never_moves_existing_ones():
+    images, labels, official, ids = _dataset(n_train=1000)
+    small = assign_splits(image_set(images[:500], labels[:500], official[:500], ids[:500]), 0.3, 7).manifest
+    big = assign_splits(image_set(images, labels, official, ids), 0.3, 7).manifest
+    merged = small.merge(big, on="id", suffixes=("_small", "_big"))
+    assert len(merged) == 500
+    assert (merged.split_small == merged.split_big).all()
+
+
+def test_seed_changes_the_assignment():
+    images, labels, official, ids = _dataset()
+    a = assign_splits(image_set(images, labels, official, ids), 0.3, 1).manifest
+    b = assign_splits(image_set(images, labels, official, ids), 0.3, 2).manifest
+    assert (a.split != b.split).any()
+
+
+def test_integrity_check_names_offending_images():
+    images, labels, official, ids = _dataset(n_train=50, n_test=10)
+    m = assign_splits(image_set(images, labels, official, ids), 0.3, 1).manifest
+    train_row = m.index[m.split == "train"][0]
+    m.loc[train_row, "sha256"] = m.loc[m.index[m.split == "test"][0], "sha256"]
+    with pytest.raises(SplitIntegrityError, match=rf"identical image .*{m.loc[train_row, 'id']} in train"):
+        check_integrity(m)
