@@ -1,11 +1,15 @@
-"""DVC stage `evaluate`: accuracy, macro-F1 and per-class scores on val and the official test set."""
+"""DVC stage `evaluate`: accuracy, macro-F1 and per-class scores on val and the official test set;
+exports the self-contained classifier and checks it agrees with the pipeline on test."""
 
 import numpy as np
 
 from imgclf import paths, stage
-from imgclf.atomic import load_npy, write_csv, write_json
+from imgclf.atomic import atomic_path, load_npy, write_csv, write_json
+from imgclf.backbones import FeatureExtractor
 from imgclf.evaluation import confusion_rows, per_class_table, split_metrics
+from imgclf.export import build_exported_model
 from imgclf.manifest import load_set
+from imgclf.previews import misclassified_preview, save_png
 
 
 def main(params):
@@ -13,21 +17,38 @@ def main(params):
 
     data = load_set(paths.AUGMENTED, mmap=True)
     features = load_npy(paths.FEATURES)
-    model = keras.models.load_model(paths.MODEL, safe_mode=True)
+    head = keras.models.load_model(paths.MODEL, safe_mode=True)
     m, names = data.manifest, data.class_names()
     metrics = {}
     for split in ("test", "val"):
         mask = (m["split"] == split).to_numpy()
         y_true = m["label"].to_numpy()[mask]
-        y_pred = np.argmax(model.predict(features[mask], batch_size=4096, verbose=0), axis=1)
+        probs = head.predict(features[mask], batch_size=4096, verbose=0)
+        y_pred = np.argmax(probs, axis=1)
         metrics[split] = split_metrics(y_true, y_pred, names)
         if split == "test":
+            test_images, test_pred = data.images[mask], y_pred
             write_csv(paths.METRICS / "plots" / "confusion_test.csv", confusion_rows(y_true, y_pred, names))
             write_csv(paths.METRICS / "plots" / "per_class_test.csv", per_class_table(y_true, y_pred, names))
+            save_png(paths.PREVIEWS / "test_errors.png", misclassified_preview(test_images, y_true, probs, names))
+
+    p = params.bottleneck
+    extractor = FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size)
+    exported = build_exported_model(extractor, head, tuple(data.images.shape[1:]))
+    export_pred = np.argmax(exported.predict(np.asarray(test_images), batch_size=256, verbose=0), axis=1)
+    metrics["export"] = {
+        "agreement_with_pipeline_test": round(float((export_pred == test_pred).mean()), 4),
+        "test_accuracy": round(float((export_pred == m["label"].to_numpy()[(m["split"] == "test").to_numpy()]).mean()), 4),
+    }
+    with atomic_path(paths.EXPORTED, suffix=".keras") as tmp:
+        exported.save(tmp)
+    write_json(paths.EXPORTED_INFO, {"class_names": names, "input_shape": list(data.images.shape[1:]),
+                                     "input_dtype": "uint8", "namespace": extractor.namespace})
     write_json(paths.METRICS / "evaluate.json", metrics)
     t = metrics["test"]
     print(f"evaluate: test accuracy {t['accuracy']}, macro-F1 {t['macro_f1']} on {t['images']} images; "
-          f"val accuracy {metrics['val']['accuracy']}")
+          f"val accuracy {metrics['val']['accuracy']}; exported model agrees on "
+          f"{metrics['export']['agreement_with_pipeline_test']:.2%} of test images")
 
 
 if __name__ == "__main__":

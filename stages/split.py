@@ -3,6 +3,7 @@
 from imgclf import fashion_mnist, paths, stage
 from imgclf.atomic import write_json
 from imgclf.manifest import save_set
+from imgclf.previews import save_png, split_preview
 from imgclf.split import assign_splits, split_summary
 
 
@@ -13,6 +14,7 @@ def main(params):
     save_set(paths.SPLIT, result)
     write_json(paths.METRICS / "split.json", stats)
     write_json(paths.METRICS / "leakage.json", leakage)
+    save_png(paths.PREVIEWS / "split_sources.png", split_preview(result.images, result.manifest))
     print(f"split: {stats['train_images']} train, {stats['val_images']} val, {stats['test_images']} test, "
           f"{stats['excluded_images']} excluded (identical to a test image); "
           f"{leakage['sources_in_more_than_one_split']} sources and "

@@ -67,7 +67,7 @@ def test_other_namespace_is_a_miss_and_switching_back_is_all_hits(tiny_extractor
 def test_namespace_covers_every_vector_changing_setting(tiny_extractor):
     base = tiny_extractor.spec
     variants = [
-        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "cubic", batch_size=16),
+        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "area", batch_size=16),
         FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16, init_seed=1),
     ]
     namespaces = {tiny_extractor.namespace} | {v.namespace for v in variants}
@@ -82,7 +82,7 @@ def test_corrupt_entry_is_reported_and_recomputed(tiny_extractor, store):
     images, _ = synthetic_images(6, 2)
     good, _ = compute_features(images, tiny_extractor, store, show_progress=False)
     with sqlite3.connect(store.path) as raw:
-        raw.execute("UPDATE vectors SET vector = x'0011' WHERE key = (SELECT key FROM vectors LIMIT 1)")
+        raw.execute("UPDATE vectors SET vector = x'0011' WHERE rowid = (SELECT MIN(rowid) FROM vectors)")
     feats, report = compute_features(images, tiny_extractor, store, show_progress=False)
     assert (report.corrupt, report.misses, report.hits) == (1, 1, 5)
     np.testing.assert_array_equal(feats, good)

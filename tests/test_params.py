@@ -49,7 +49,7 @@ BAD = [
     ("bottleneck.backbone", "AlexNet", "unknown backbone 'AlexNet'"),
     ("bottleneck.image_size", 16, "16 px is below the 32 px that MobileNet accepts"),
     ("bottleneck.weights", "random", "'imagenet'"),
-    ("bottleneck.resize", "bilinear", "'nearest', 'linear'"),
+    ("bottleneck.resize", "bilinear", "'linear' or 'area'"),
     ("bottleneck.batch_size", 0, "greater than or equal to 1"),
     ("train.model", "svm", "'head'"),
     ("train.hidden_units", [0], "at least 1 unit"),

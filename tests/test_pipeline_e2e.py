@@ -81,6 +81,51 @@ def test_repro_again_does_nothing(repo):
     assert "up to date" in status
 
 
+def test_exported_model_in_a_fresh_process_matches_evaluate(repo):
+    """The exported model needs no pipeline code: load it with plain Keras in a new process."""
+    code = (
+        "import json, sys, numpy as np, pandas as pd, keras\n"
+        "m = pd.read_csv('data/augmented/manifest.csv')\n"
+        "images = np.load('data/augmented/images.npy', allow_pickle=False)[(m.split == 'test').to_numpy()]\n"
+        "model = keras.models.load_model('models/classifier.keras', safe_mode=True)\n"
+        "names = json.load(open('models/classifier.json'))['class_names']\n"
+        "pred = model.predict(images, verbose=0).argmax(1)\n"
+        "print(json.dumps([names[i] for i in pred]))\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
+    res = subprocess.run([sys.executable, "-I", "-c", code], cwd=repo, capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    exported = json.loads(res.stdout.strip().splitlines()[-1])
+    evaluated = pd.read_csv(repo / "metrics" / "plots" / "confusion_test.csv")["predicted"].tolist()
+    assert exported == evaluated
+    assert _json(repo / "metrics" / "evaluate.json")["export"]["agreement_with_pipeline_test"] == 1.0
+
+
+def test_predict_cli_on_png_jpeg_and_bad_files(repo, tmp_path):
+    import cv2
+    import numpy as np
+
+    m = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
+    images = np.load(repo / "data" / "augmented" / "images.npy", allow_pickle=False)
+    test = m.index[m.split == "test"][:2]
+    png, jpg = tmp_path / "a.png", tmp_path / "b.jpg"
+    cv2.imwrite(str(png), images[test[0]])
+    big = cv2.resize(images[test[1]], (200, 150), interpolation=cv2.INTER_CUBIC)   # any size, colour
+    cv2.imwrite(str(jpg), cv2.cvtColor(big, cv2.COLOR_GRAY2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    text, empty = tmp_path / "notes.png", tmp_path / "empty.jpg"
+    text.write_text("this is not an image")
+    empty.write_bytes(b"")
+    args = [str(BIN / "imgclf-predict"), "--model", str(repo / "models" / "classifier.keras"), "--top", "2"]
+    ok = _run(args + [str(png), str(jpg)], repo)
+    lines = ok.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{png}: {m.class_name[test[0]]} ")
+    assert lines[1].startswith(f"{jpg}: ")
+    bad = _run(args + [str(png), str(text), str(empty)], repo, check=False)
+    assert bad.returncode == 2
+    assert f"{text}: not a readable image" in bad.stderr and f"{empty}: empty file" in bad.stderr
+    assert bad.stdout.startswith(f"{png}: ")
+
+
 def test_exp_run_multiplier_reuses_cached_vectors(repo):
     before = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
     _run([str(BIN / "dvc"), "exp", "run", "-S", "augment.multiplier=3"], repo)

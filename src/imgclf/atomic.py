@@ -7,6 +7,7 @@ rename is atomic), fsyncs it, then renames it over the destination.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -21,6 +22,9 @@ def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path next to dest; rename it to dest only if the block succeeds."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed with SIGKILL cannot clean up; its leftovers go now, before they pile up.
+    for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp{suffix}"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{suffix}", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)

@@ -23,24 +23,23 @@ FORMAT_VERSION = 1  # bump when the way vectors are computed or stored changes
 class BackboneInfo:
     module: str    # keras.applications submodule holding preprocess_input
     min_size: int  # smallest square input keras.applications accepts without the top
+    mode: str      # what that preprocess_input does: tf, caffe, torch or none (export.py rebuilds it)
 
 
 BACKBONES: dict[str, BackboneInfo] = {
-    "MobileNet": BackboneInfo("mobilenet", 32),
-    "MobileNetV2": BackboneInfo("mobilenet_v2", 32),
-    "ResNet50": BackboneInfo("resnet50", 32),
-    "VGG16": BackboneInfo("vgg16", 32),
-    "VGG19": BackboneInfo("vgg19", 32),
-    "DenseNet121": BackboneInfo("densenet", 32),
-    "EfficientNetB0": BackboneInfo("efficientnet", 32),
+    "MobileNet": BackboneInfo("mobilenet", 32, "tf"),
+    "MobileNetV2": BackboneInfo("mobilenet_v2", 32, "tf"),
+    "ResNet50": BackboneInfo("resnet50", 32, "caffe"),
+    "VGG16": BackboneInfo("vgg16", 32, "caffe"),
+    "VGG19": BackboneInfo("vgg19", 32, "caffe"),
+    "DenseNet121": BackboneInfo("densenet", 32, "torch"),
+    "EfficientNetB0": BackboneInfo("efficientnet", 32, "none"),
 }
 
+# Only methods whose OpenCV and Keras versions agree, so the exported model sees what training saw.
 INTERPOLATION = {
-    "nearest": cv2.INTER_NEAREST,
     "linear": cv2.INTER_LINEAR,
-    "cubic": cv2.INTER_CUBIC,
     "area": cv2.INTER_AREA,
-    "lanczos": cv2.INTER_LANCZOS4,
 }
 
 
@@ -54,6 +53,9 @@ def to_rgb_resized(batch: np.ndarray, size: int, resize: str) -> np.ndarray:
     for i, img in enumerate(batch):
         if img.ndim == 2 or img.shape[-1] == 1:
             img = cv2.cvtColor(img.reshape(img.shape[0], img.shape[1]), cv2.COLOR_GRAY2RGB)
+        # Resize in float32: no rounding back to uint8, and the same numbers as Keras' Resizing
+        # layer in the exported model (bilinear and area agree to ~1e-3).
+        img = img.astype(np.float32)
         if img.shape[0] != size or img.shape[1] != size:
             img = cv2.resize(img, (size, size), interpolation=interp)
         out[i] = img
@@ -96,6 +98,7 @@ class FeatureExtractor:
         self.image_size = image_size
         self.resize = resize
         self.batch_size = batch_size
+        self.backbone = backbone
         self.dim = int(self.model.output_shape[-1])
         self.spec = {
             "format_version": FORMAT_VERSION,
@@ -105,7 +108,7 @@ class FeatureExtractor:
             "weights": weights,
             "weights_sha256": weights_digest(self.model),
             "image_size": image_size,
-            "resize": f"cv2.resize {resize}",
+            "resize": f"cv2.resize {resize} on float32",
             "colour": "grey replicated to RGB; colour as RGB",
             "preprocess": f"keras.applications.{info.module}.preprocess_input",
             "dtype": "float32",

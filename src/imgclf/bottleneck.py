@@ -59,37 +59,41 @@ def compute_features(images: np.ndarray, extractor, store: FeatureStore, *,
                      show_progress: bool = True) -> tuple[np.ndarray, BottleneckReport]:
     """Features aligned with `images`; vectors missing from the store are computed and stored."""
     start = time.perf_counter()
-    keys = [image_sha256(img) for img in images]
-    first_index: dict[str, int] = {}
-    for i, k in enumerate(keys):
-        first_index.setdefault(k, i)
+    rows_of: dict[str, list[int]] = {}
+    for i, img in enumerate(images):
+        rows_of.setdefault(image_sha256(img), []).append(i)
     store.register(extractor.namespace, extractor.dim, extractor.spec)
+    features = np.empty((len(images), extractor.dim), dtype=np.float32)
 
     t = time.perf_counter()
-    lookup = store.get_many(extractor.namespace, first_index)
-    vectors = lookup.vectors
+    found: set[str] = set()
+    corrupt: list[str] = []
+    for key, vec in store.iter_vectors(extractor.namespace, rows_of):
+        if vec is None:
+            corrupt.append(key)
+        else:
+            features[rows_of[key]] = vec
+            found.add(key)
+    if corrupt:
+        store.delete(extractor.namespace, corrupt)
     seconds_reading = time.perf_counter() - t
-    hits = len(vectors)
 
-    missing = [k for k in first_index if k not in vectors]
+    missing = [k for k in rows_of if k not in found]
     t = time.perf_counter()
     bs = extractor.batch_size
     with progress(total=len(missing), desc="bottleneck", unit="img", disable=not show_progress or not missing) as bar:
         for b in range(0, len(missing), bs):
             batch_keys = missing[b:b + bs]
-            batch = np.stack([images[first_index[k]] for k in batch_keys])
-            out = extractor(batch)
+            out = extractor(np.stack([images[rows_of[k][0]] for k in batch_keys]))
             store.put_many(extractor.namespace, zip(batch_keys, out))
-            vectors.update(zip(batch_keys, out))
+            for k, vec in zip(batch_keys, out):
+                features[rows_of[k]] = vec
             bar.update(len(batch_keys))
     seconds_computing = time.perf_counter() - t
 
-    features = np.empty((len(images), extractor.dim), dtype=np.float32)
-    for i, k in enumerate(keys):
-        features[i] = vectors[k]
     report = BottleneckReport(
-        namespace=extractor.namespace, images=len(images), unique_images=len(first_index),
-        hits=hits, misses=len(missing), corrupt=len(lookup.corrupt),
+        namespace=extractor.namespace, images=len(images), unique_images=len(rows_of),
+        hits=len(found), misses=len(missing), corrupt=len(corrupt),
         seconds_computing=seconds_computing, seconds_reading=seconds_reading,
         seconds_total=time.perf_counter() - start)
     return features, report

@@ -105,8 +105,8 @@ class BottleneckParams(_Strict):
     weights: Literal["imagenet"] | None = Field(
         "imagenet", description="imagenet, or null for random initialisation (tests only).")
     image_size: int = Field(96, le=1024, description="Square input size the images are resized to.")
-    resize: Literal["nearest", "linear", "cubic", "area", "lanczos"] = Field(
-        "linear", description="OpenCV interpolation used to resize to image_size.")
+    resize: Literal["linear", "area"] = Field(
+        "linear", description="Interpolation to image_size (OpenCV; the exported model's Keras Resizing matches it).")
     batch_size: int = Field(256, ge=1, le=4096, description="Images per forward pass (fixed; the last batch is padded).")
     cache_dir: str = Field(
         ".cache/bottlenecks", min_length=1,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import sys
 import time
 from typing import Callable
 
+from imgclf.atomic import write_json
 from imgclf.params import ParamsError, load_params
+from imgclf.paths import METRICS
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ParamsError, ValueError, RuntimeError, OSError)
 
@@ -26,4 +29,8 @@ def run(name: str, stage: Callable, params_path: str = "params.yaml") -> None:
             raise
         print(f"error: {name}: {err}", file=sys.stderr)
         sys.exit(2)
-    print(f"{name}: done in {time.perf_counter() - start:.1f} s")
+    seconds = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    write_json(METRICS / "resources" / f"{name}.json",
+               {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_mib)})
+    print(f"{name}: done in {seconds:.1f} s, peak RSS {peak_mib:.0f} MiB")

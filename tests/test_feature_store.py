@@ -1,0 +1,157 @@
+"""The store under stress: two writers at once, a writer killed mid-run, prune, a bad directory."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from imgclf.bottleneck import compute_features
+from imgclf.feature_store import FeatureStore, StoreError
+from tests.conftest import REPO, synthetic_images
+
+# A child process that fills the store from synthetic images (seed, count given on argv).
+WRITER = textwrap.dedent("""
+    import sys
+    from imgclf.backbones import FeatureExtractor
+    from imgclf.bottleneck import compute_features
+    from imgclf.feature_store import FeatureStore
+    from tests.conftest import synthetic_images
+    store_path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    images, _ = synthetic_images(n, seed)
+    ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
+    with FeatureStore(store_path) as store:
+        feats, report = compute_features(images, ex, store, show_progress=False)
+    print("hits", report.hits, "misses", report.misses, flush=True)
+""")
+
+
+def _writer(store_path, seed, n):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(store_path), str(seed), str(n)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _integrity(path):
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def test_two_concurrent_writers_equal_a_serial_run(tmp_path, tiny_extractor):
+    shared = tmp_path / "shared.sqlite"
+    # Same seed: both writers compute the same 300 images at the same time.
+    procs = [_writer(shared, 4, 300), _writer(shared, 4, 300)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    images, _ = synthetic_images(300, 4)
+    with FeatureStore(tmp_path / "serial.sqlite") as serial:
+        expected, _ = compute_features(images, tiny_extractor, serial, show_progress=False)
+    with FeatureStore(shared) as store:
+        got, report = compute_features(images, tiny_extractor, store, show_progress=False)
+    assert report.misses == 0 and report.hits == 300
+    np.testing.assert_array_equal(got, expected)
+    assert _integrity(shared) == "ok"
+
+
+def test_kill_9_mid_run_then_rerun_is_consistent(tmp_path, tiny_extractor):
+    path = tmp_path / "store.sqlite"
+    proc = _writer(path, 9, 3000)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until some batches are committed
+        time.sleep(0.5)
+        if path.exists():
+            try:
+                with sqlite3.connect(path, timeout=5) as conn:
+                    if conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] >= 64:
+                        break
+            except sqlite3.OperationalError:
+                pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _integrity(path) == "ok"
+    images, _ = synthetic_images(3000, 9)
+    with FeatureStore(path) as store:
+        got, report = compute_features(images, tiny_extractor, store, show_progress=False)
+    assert 0 < report.hits < 3000 and report.hits + report.misses == 3000
+    fresh, _ = compute_features(images, tiny_extractor, FeatureStore(tmp_path / "fresh.sqlite"), show_progress=False)
+    np.testing.assert_array_equal(got, fresh)
+
+
+def test_prune_drops_other_namespaces_and_unused_entries(tmp_path, tiny_extractor):
+    from imgclf.backbones import FeatureExtractor
+
+    other = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 40, "linear", batch_size=16)
+    images, _ = synthetic_images(30, 5)
+    with FeatureStore(tmp_path / "s.sqlite") as store:
+        compute_features(images, tiny_extractor, store, show_progress=False)
+        compute_features(images, other, store, show_progress=False)
+        from imgclf.hashing import image_sha256
+        keep = {image_sha256(img) for img in images[:10]}
+        removed = store.prune({tiny_extractor.namespace}, {tiny_extractor.namespace: keep})
+        assert removed == {"namespaces": 1, "vectors": 30 + 20}
+        (row,) = store.summary()
+        assert row["namespace"] == tiny_extractor.namespace and row["vectors"] == 10
+        _, report = compute_features(images, tiny_extractor, store, show_progress=False)
+        assert (report.hits, report.misses) == (10, 20)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_cache_directory_is_a_clear_error(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match=f"cannot open the feature store {d}"):
+            FeatureStore(d / "features.sqlite")
+    finally:
+        d.chmod(0o700)
+
+
+def test_cache_path_that_is_a_file_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot open the feature store .*cache/features.sqlite"):
+        FeatureStore(blocker / "features.sqlite")
+
+
+def test_cache_cli_show_and_prune(tmp_path):
+    """`python -m imgclf.cache show|prune` on a project whose params name a random-init backbone."""
+    import pandas as pd
+    import yaml
+
+    from imgclf.backbones import FeatureExtractor
+    from imgclf.hashing import image_sha256
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["bottleneck"].update(weights=None, image_size=32, batch_size=16)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    current = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
+    old = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 40, "linear", batch_size=16)
+    images, _ = synthetic_images(20, 8)
+    store_file = tmp_path / ".cache" / "bottlenecks" / "features.sqlite"
+    with FeatureStore(store_file) as store:
+        compute_features(images, current, store, show_progress=False)
+        compute_features(images, old, store, show_progress=False)
+    manifest = tmp_path / "data" / "augmented" / "manifest.csv"
+    manifest.parent.mkdir(parents=True)
+    pd.DataFrame({"sha256": [image_sha256(i) for i in images[:5]]}).to_csv(manifest, index=False)
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    cli = [sys.executable, "-m", "imgclf.cache"]
+    shown = subprocess.run(cli + ["show"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "2 namespace(s), 40 vectors" in shown.stdout
+    assert f"{current.namespace}        20 vectors x 256-d" in shown.stdout and "(current params)" in shown.stdout
+    dry = subprocess.run(cli + ["prune", "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert "would drop 1 namespace(s) with 20 vectors" in dry.stdout
+    pruned = subprocess.run(cli + ["prune"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert pruned.returncode == 0, pruned.stderr[-2000:]
+    assert "pruned 1 namespace(s) and 35 vectors" in pruned.stdout
+    assert "1 namespace(s), 5 vectors" in pruned.stdout
