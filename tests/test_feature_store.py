@@ -102,18 +102,6 @@ def test_prune_drops_other_namespaces_and_unused_entries(tmp_path, tiny_extracto
         assert (report.hits, report.misses) == (10, 20)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_read_only_cache_directory_is_a_clear_error(tmp_path):
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o500)
-    try:
-        with pytest.raises(StoreError, match=f"cannot open the feature store {d}"):
-            FeatureStore(d / "features.sqlite")
-    finally:
-        d.chmod(0o700)
-
-
 def test_cache_path_that_is_a_file_is_a_clear_error(tmp_path):
     blocker = tmp_path / "cache"
     blocker.write_text("not a directory")

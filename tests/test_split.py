@@ -50,7 +50,7 @@ def test_identical_images_and_shared_sources_never_straddle_splits():
     stats, leakage = split_summary(m)
     assert leakage["sources_in_more_than_one_split"] == 0
     assert leakage["identical_images_across_splits"] == 0
-    assert leakage["excluded_train_images_identical_to_test"] == 5
+    assert leakage["excluded_train_images_grouped_with_test"] == 5
     assert stats["excluded_images"] == 5
 
 

@@ -33,6 +33,11 @@ def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, dest)
+    except OSError as err:
+        # Name the destination, not the temp file: that is the path the user knows.
+        # numpy reports a short write without an errno; that is a full disk in practice.
+        reason = err.strerror or f"{err} (short write: is the disk full?)"
+        raise OSError(err.errno, f"could not write {dest}: {reason}") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 

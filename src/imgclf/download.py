@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 from requests.adapters import HTTPAdapter
 from imgclf.progress import progress
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from imgclf.atomic import atomic_path
@@ -101,6 +102,15 @@ def _fetch_http(url: str, tmp: Path, session: requests.Session, timeout: float) 
                 raise SourceFailure(f"connection closed after {tmp.stat().st_size} of {total} bytes")
     except requests.exceptions.Timeout:
         raise SourceFailure(f"timed out after {timeout:g} s") from None
+    except requests.exceptions.ConnectionError as err:
+        # With retries, urllib3 wraps the last failure in MaxRetryError: report its reason.
+        # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so test it first.
+        reason = getattr(err.args[0], "reason", None) if err.args else None
+        if isinstance(reason, NewConnectionError):
+            raise SourceFailure(f"cannot connect: {reason.args[-1] if reason.args else reason}") from None
+        if isinstance(reason, (ReadTimeoutError, ConnectTimeoutError)):
+            raise SourceFailure(f"timed out after {timeout:g} s") from None
+        raise SourceFailure(f"cannot connect: {reason or err}") from None
     except requests.exceptions.RequestException as err:
         raise SourceFailure(f"{type(err).__name__}: {err}") from None
 

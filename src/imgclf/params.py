@@ -63,6 +63,12 @@ class SplitParams(_Strict):
     val_fraction: float = Field(
         0.1, gt=0.0, lt=1.0, description="Share of training source groups that go to validation.")
     seed: int = Field(42, ge=0, description="Salt of the stable hash that assigns groups to train/val.")
+    near_duplicates: Literal["group", "report", "off"] = Field(
+        "report", description="group: near-duplicates join one source group; report: only count them; off: skip the search.")
+    near_duplicate_hash_bits: int = Field(
+        4, ge=0, le=64, description="Candidate pairs: spectral hashes differing in at most this many of 64 bits.")
+    near_duplicate_max_rms: float = Field(
+        6.0, ge=0.0, le=255.0, description="Confirmed pairs: RMS pixel difference (grey levels, best 1-px alignment) at most this.")
 
 
 class AugmenterSpec(_Strict):

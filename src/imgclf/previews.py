@@ -88,3 +88,21 @@ def misclassified_preview(images: np.ndarray, y_true: np.ndarray, probs: np.ndar
     rows = [(f"top {r * per_row + 1}-{min(len(cells), (r + 1) * per_row)}", cells[r * per_row:(r + 1) * per_row])
             for r in range((len(cells) + per_row - 1) // per_row)]
     return grid(rows, f"evaluate: the {len(order)} most confident test errors")
+
+
+def pairs_preview(images: np.ndarray, manifest: pd.DataFrame, a: np.ndarray, b: np.ndarray,
+                  rms: np.ndarray, title: str, n: int = 12, per_row: int = 3) -> np.ndarray:
+    """The n closest pairs (smallest RMS first), each shown as its two images side by side."""
+    order = np.argsort(rms, kind="stable")[:n]
+    ids, split = manifest["id"].to_numpy(), manifest["split"].to_numpy()
+    cells = []
+    for k in order:
+        i, j = a[k], b[k]
+        cells.append((images[i], f"{split[i]} {ids[i]}\nrms {rms[k]:.1f}"))
+        cells.append((images[j], f"{split[j]} {ids[j]}\n"))
+    step = 2 * per_row
+    rows = [(f"pairs {r * per_row + 1}-{min(len(order), (r + 1) * per_row)}", cells[r * step:(r + 1) * step])
+            for r in range((len(cells) + step - 1) // step)]
+    if not rows:
+        rows = [("none", [])]
+    return grid(rows, title)

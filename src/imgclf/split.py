@@ -23,10 +23,11 @@ class SplitIntegrityError(RuntimeError):
     """A guarantee of the split is broken; nothing is written."""
 
 
-def _groups(manifest: pd.DataFrame) -> np.ndarray:
-    """Connected components over 'same source_id' and 'same sha256' edges; row -> component."""
+def _groups(manifest: pd.DataFrame, links: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Connected components over 'same source_id', 'same sha256' and extra (near-duplicate)
+    edges; row -> component."""
     n = len(manifest)
-    rows, cols = [], []
+    rows, cols = ([links[0]], [links[1]]) if links is not None else ([], [])
     for column in ("source_id", "sha256"):
         first = manifest.groupby(column, sort=False).ngroup().to_numpy()
         anchor = pd.Series(np.arange(n)).groupby(first).transform("min").to_numpy()
@@ -37,10 +38,12 @@ def _groups(manifest: pd.DataFrame) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def assign_splits(data: ImageSet, val_fraction: float, seed: int) -> ImageSet:
+def assign_splits(data: ImageSet, val_fraction: float, seed: int,
+                  links: tuple[np.ndarray, np.ndarray] | None = None) -> ImageSet:
+    """links: extra row pairs that must share a group (near-duplicates in `group` mode)."""
     m = data.manifest.copy()
     m["sha256"] = [image_sha256(img) for img in data.images]
-    component = _groups(m)
+    component = _groups(m, links)
     # A group's id is its smallest source id: stable under adding unrelated images.
     m["group_id"] = m.groupby(component)["source_id"].transform("min")
     has_test = (m["official_split"] == "test").groupby(m["group_id"]).transform("any")
@@ -51,14 +54,21 @@ def assign_splits(data: ImageSet, val_fraction: float, seed: int) -> ImageSet:
                           np.where(has_test, "excluded", np.where(to_val, "val", "train")))
     columns = ["id", "source_id", "group_id", "label", "class_name", "official_split", "split", "sha256"]
     result = ImageSet(data.images, m[columns + [c for c in m.columns if c not in columns]])
-    check_integrity(result.manifest)
+    check_integrity(result.manifest, links)
     return result
 
 
-def check_integrity(manifest: pd.DataFrame) -> None:
-    """Refuse a split where a source or an identical image sits in more than one split."""
+def check_integrity(manifest: pd.DataFrame, links: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Refuse a split where a source, an identical image or a linked pair straddles splits."""
     used = manifest[manifest["split"].isin(SPLITS)]
     problems = []
+    if links is not None and len(links[0]):
+        split = manifest["split"].to_numpy()
+        a, b = links
+        bad = (split[a] != split[b]) & np.isin(split[a], SPLITS) & np.isin(split[b], SPLITS)
+        ids = manifest["id"].to_numpy()
+        for i, j in list(zip(a[bad], b[bad]))[:10]:
+            problems.append(f"near-duplicates {ids[i]} in {split[i]} and {ids[j]} in {split[j]}")
     for column, what in (("source_id", "source"), ("sha256", "identical image")):
         spread = used.groupby(column)["split"].nunique()
         for key in spread[spread > 1].index[:10]:
@@ -70,6 +80,18 @@ def check_integrity(manifest: pd.DataFrame) -> None:
         raise SplitIntegrityError("split refused, a guarantee is broken:\n  " + "\n  ".join(problems))
 
 
+def near_duplicate_counts(manifest: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> dict:
+    """Confirmed near-duplicate pairs by the splits of their two images."""
+    split = manifest["split"].to_numpy()
+    pair = np.array([f"{min(x, y)}_{max(x, y)}" for x, y in zip(split[a], split[b])], dtype=object)
+    counts = {}
+    for x, y in (("train", "val"), ("test", "train"), ("test", "val")):
+        counts[f"near_duplicate_pairs_{x}_{y}"] = int((pair == f"{x}_{y}").sum())
+    for x in SPLITS:
+        counts[f"near_duplicate_pairs_within_{x}"] = int((pair == f"{x}_{x}").sum())
+    return counts
+
+
 def split_summary(manifest: pd.DataFrame) -> tuple[dict, dict]:
     """(split metrics, leakage metrics), flat and rounded for `dvc metrics diff`."""
     counts = manifest["split"].value_counts()
@@ -78,6 +100,7 @@ def split_summary(manifest: pd.DataFrame) -> tuple[dict, dict]:
     stats = {f"{s}_images": int(counts.get(s, 0)) for s in (*SPLITS, "excluded")}
     stats.update({
         "groups": int(manifest["group_id"].nunique()),
+        "largest_group": int(manifest["group_id"].value_counts().max()) if len(manifest) else 0,
         "val_share_min_class": round(float(val_share.min()), 4) if len(val_share) else 0.0,
         "val_share_max_class": round(float(val_share.max()), 4) if len(val_share) else 0.0,
     })
@@ -87,7 +110,7 @@ def split_summary(manifest: pd.DataFrame) -> tuple[dict, dict]:
     leakage = {
         "sources_in_more_than_one_split": int((used.groupby("source_id")["split"].nunique() > 1).sum()),
         "identical_images_across_splits": int((used.groupby("sha256")["split"].nunique() > 1).sum()),
-        "excluded_train_images_identical_to_test": int(counts.get("excluded", 0)),
+        "excluded_train_images_grouped_with_test": int(counts.get("excluded", 0)),
         "duplicate_images_total": int(dup.sum()),
         "groups_with_conflicting_labels": int((multi_label > 1).sum()),
     }

@@ -1,0 +1,199 @@
+"""Faults: a full disk, a read-only cache, a hanging mirror, and kill -9 in the middle of a stage.
+
+Each case asserts the message a user sees and that nothing was lost or left half-written."""
+
+import hashlib
+import http.server
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from imgclf.atomic import save_npy, write_json
+from imgclf.download import fetch_all
+from imgclf.feature_store import FeatureStore, StoreError
+from tests.conftest import REPO, write_idx_dataset
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 256 KiB tmpfs: a disk that fills up. Needs root (CI and this machine run as root)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_names_the_file_and_keeps_the_previous_output(tiny_fs):
+    dest = tiny_fs / "features.npy"
+    save_npy(dest, np.zeros(1000, np.float32))
+    before = dest.read_bytes()
+    with pytest.raises(OSError, match=rf"could not write {dest}: .*(No space left on device|disk full)"):
+        save_npy(dest, np.zeros(1_000_000, np.float32))
+    with pytest.raises(OSError, match=rf"could not write {tiny_fs / 'evaluate.json'}: No space left on device"):
+        write_json(tiny_fs / "evaluate.json", {"pad": "x" * 1_000_000})
+    assert dest.read_bytes() == before
+    assert sorted(p.name for p in tiny_fs.iterdir()) == ["features.npy"]
+
+
+def test_read_only_cache_directory_is_a_clear_error(tmp_path):
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    try:
+        with pytest.raises(StoreError, match=rf"cannot open the feature store {mnt}/features.sqlite"):
+            FeatureStore(mnt / "features.sqlite")
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_hanging_mirror_times_out_and_the_next_source_is_used(idx_dir, tmp_path):
+    src, sums = idx_dir
+    release = threading.Event()
+
+    class Hang(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            release.wait(10)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        name = next(iter(sums))
+        start = time.monotonic()
+        report = fetch_all({name: sums[name]}, [f"http://127.0.0.1:{server.server_address[1]}", str(src)],
+                           tmp_path / "raw", timeout=1, retries=0)
+        assert time.monotonic() - start < 8
+        assert report.files == {name: str(src)}
+        assert "timed out after 1 s" in report.failures[0]
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+# ---- kill -9 in the middle of a stage, then `dvc repro` -------------------------------------
+
+def _env():
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _dvc(repo, *args, check=True):
+    res = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=_env(), capture_output=True, text=True, timeout=900)
+    if check and res.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _outputs(repo: Path) -> dict:
+    return {
+        "augmented": _digest(repo / "data/augmented/images.npy"),
+        "manifest": _digest(repo / "data/augmented/manifest.csv"),
+        "features": _digest(repo / "data/features/features.npy"),
+        "evaluate": (repo / "metrics/evaluate.json").read_text(),
+    }
+
+
+def _stage_pid(stage: str) -> int | None:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"-m" in cmd and f"stages.{stage}".encode() in cmd:
+                return int(proc.name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def fault_repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    repo = root / "repo"
+    repo.mkdir()
+    for item in ("dvc.yaml", "params.yaml", ".gitignore", "stages", "src"):
+        src = REPO / item
+        (shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+         if src.is_dir() else shutil.copy(src, repo / item))
+    checksums = write_idx_dataset(root / "mirror", n_train=3000, n_test=200, seed=5)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["download"].update(sources=[str(root / "mirror")], files=checksums)
+    params["augment"]["multiplier"] = 6
+    params["bottleneck"].update(backbone="VGG16", backbone_args={}, weights=None, image_size=32, batch_size=32)
+    params["train"].update(epochs=30, patience=30, hidden_units=[64], batch_size=64)  # no early stop: long enough to kill
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=_env(), capture_output=True)
+    _dvc(repo, "repro")
+    return repo, _outputs(repo)
+
+
+def _vectors_stored(repo: Path) -> int:
+    import sqlite3
+    try:
+        with sqlite3.connect(repo / ".cache/bottlenecks/features.sqlite", timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _epochs_logged(repo: Path) -> int:
+    log = repo / "metrics/train/plots/metrics/train/loss.tsv"
+    return max(0, len(log.read_text().splitlines()) - 1) if log.exists() else 0
+
+
+# When each stage is demonstrably mid-work: the kill must land inside the work, not after it.
+MID_WORK = {
+    "augment": lambda repo, alive: alive > 2.5,
+    "bottleneck": lambda repo, alive: _vectors_stored(repo) >= 256,
+    "train": lambda repo, alive: _epochs_logged(repo) >= 2,
+}
+
+
+@pytest.mark.parametrize("stage", ["augment", "bottleneck", "train"])
+def test_kill_9_mid_stage_then_repro_gives_the_uninterrupted_outputs(fault_repo, stage):
+    repo, reference = fault_repo
+    if stage == "bottleneck":
+        shutil.rmtree(repo / ".cache")  # a cold cache, so the stage has real work to be killed in
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "-f", "-s", stage], cwd=repo, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid, started = None, time.monotonic()
+    while pid is None and time.monotonic() - started < 60:
+        pid = _stage_pid(stage)
+        time.sleep(0.05)
+    assert pid, f"stage {stage} never started"
+    alive_since = time.monotonic()
+    while not MID_WORK[stage](repo, time.monotonic() - alive_since):
+        assert proc.poll() is None, f"{stage} finished before it could be killed"
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0, f"{stage} finished before it was killed; raise the data size"
+    assert f"failed to reproduce '{stage}'" in err
+    assert _dvc(repo, "repro").returncode == 0
+    assert _outputs(repo) == reference
+    assert "up to date" in _dvc(repo, "status").stdout
+    leftovers = [p for p in repo.rglob(".*.tmp*") if ".dvc" not in p.parts]
+    assert leftovers == []
