@@ -16,14 +16,15 @@ def main(params):
     import keras
 
     data = load_set(paths.AUGMENTED, mmap=True)
-    features = load_npy(paths.FEATURES)
-    head = keras.models.load_model(paths.MODEL, safe_mode=True)
+    model = keras.models.load_model(paths.MODEL, safe_mode=True)
+    on_images = params.train.model == "cnn"  # a cnn reads the images, a head the bottlenecks
+    inputs = data.images if on_images else load_npy(paths.FEATURES)
     m, names = data.manifest, data.class_names()
     metrics = {}
     for split in ("test", "val"):
         mask = (m["split"] == split).to_numpy()
         y_true = m["label"].to_numpy()[mask]
-        probs = head.predict(features[mask], batch_size=4096, verbose=0)
+        probs = model.predict(np.asarray(inputs[mask]), batch_size=1024, verbose=0)
         y_pred = np.argmax(probs, axis=1)
         metrics[split] = split_metrics(y_true, y_pred, names)
         if split == "test":
@@ -34,7 +35,7 @@ def main(params):
 
     p = params.bottleneck
     extractor = FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size)
-    exported = build_exported_model(extractor, head, tuple(data.images.shape[1:]))
+    exported = model if on_images else build_exported_model(extractor, model, tuple(data.images.shape[1:]))
     export_pred = np.argmax(exported.predict(np.asarray(test_images), batch_size=256, verbose=0), axis=1)
     metrics["export"] = {
         "agreement_with_pipeline_test": round(float((export_pred == test_pred).mean()), 4),
@@ -43,7 +44,9 @@ def main(params):
     with atomic_path(paths.EXPORTED, suffix=".keras") as tmp:
         exported.save(tmp)
     write_json(paths.EXPORTED_INFO, {"class_names": names, "input_shape": list(data.images.shape[1:]),
-                                     "input_dtype": "uint8", "namespace": extractor.namespace})
+                                     "input_dtype": "uint8", "model": params.train.model,
+                                     "ensemble": params.train.ensemble,
+                                     "bottleneck_namespace": None if on_images else extractor.namespace})
     write_json(paths.METRICS / "evaluate.json", metrics)
     t = metrics["test"]
     print(f"evaluate: test accuracy {t['accuracy']}, macro-F1 {t['macro_f1']} on {t['images']} images; "

@@ -1,28 +1,57 @@
-"""DVC stage `train`: a dense head on the train bottlenecks, early-stopped on val loss."""
+"""DVC stage `train`: `head` on the train bottlenecks or `cnn` on the train images, early-stopped or
+best-epoch-selected on val; `ensemble: n` soft-votes n seeds."""
+
+import time
+
+import numpy as np
 
 from imgclf import paths, stage
 from imgclf.atomic import atomic_path, load_npy, write_json
+from imgclf.cnn import CnnConfig, train_cnn
 from imgclf.head import HeadConfig, train_head
 from imgclf.manifest import load_set
+from imgclf.voting import soft_vote
 
 
 def main(params):
     p = params.train
     data = load_set(paths.AUGMENTED, mmap=True)
-    features = load_npy(paths.FEATURES)
     m = data.manifest
-    if len(features) != len(m):
-        raise ValueError(f"{paths.FEATURES} has {len(features)} rows but the manifest has {len(m)}")
     train, val = (m["split"] == "train").to_numpy(), (m["split"] == "val").to_numpy()
-    cfg = HeadConfig(**p.model_dump(exclude={"model"}))
-    model, summary = train_head(features[train], m["label"].to_numpy()[train],
-                                features[val], m["label"].to_numpy()[val],
-                                len(data.class_names()), cfg, live_dir=paths.TRAIN_LIVE)
+    y = m["label"].to_numpy()
+    n_classes = len(data.class_names())
+    if p.model == "head":
+        x = load_npy(paths.FEATURES)
+        if len(x) != len(m):
+            raise ValueError(f"{paths.FEATURES} has {len(x)} rows but the manifest has {len(m)}; re-run bottleneck")
+
+        def fit(seed, live_dir):
+            return train_head(x[train], y[train], x[val], y[val], n_classes,
+                              HeadConfig(seed=seed, **p.head.model_dump()), live_dir=live_dir)
+    else:
+        x_train, x_val = np.asarray(data.images[train]), np.asarray(data.images[val])
+
+        def fit(seed, live_dir):
+            return train_cnn(x_train, y[train], x_val, y[val], n_classes,
+                             CnnConfig(seed=seed, **p.cnn.model_dump()), live_dir=live_dir)
+
+    start = time.perf_counter()
+    models, summaries = [], []
+    for k in range(p.ensemble):
+        # Training curves are those of the first member; the others only add votes.
+        model, summary = fit(p.seed + k, paths.TRAIN_LIVE if k == 0 else None)
+        models.append(model)
+        summaries.append(summary)
+    model = soft_vote(models)
     with atomic_path(paths.MODEL, suffix=".keras") as tmp:
         model.save(tmp)
+    summary = dict(summaries[0], model=p.model, ensemble=p.ensemble,
+                   train_seconds=round(time.perf_counter() - start, 1),
+                   parameters=int(model.count_params()))
     write_json(paths.METRICS / "train.json", summary)
-    print(f"train: {summary['epochs_run']} epochs (best {summary['best_epoch']}), best val accuracy "
-          f"{summary['best_val_accuracy']}, {summary['train_seconds']} s, {summary['parameters']} parameters")
+    print(f"train: {p.model} x{p.ensemble}: {summary['epochs_run']} epochs (best {summary['best_epoch']}), "
+          f"best val accuracy {summary['best_val_accuracy']}, {summary['train_seconds']} s, "
+          f"{summary['parameters']} parameters")
 
 
 if __name__ == "__main__":

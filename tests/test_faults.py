@@ -141,7 +141,7 @@ def fault_repo(tmp_path_factory):
     params["download"].update(sources=[str(root / "mirror")], files=checksums)
     params["augment"]["multiplier"] = 6
     params["bottleneck"].update(backbone="VGG16", backbone_args={}, weights=None, image_size=32, batch_size=32)
-    params["train"].update(epochs=30, patience=30, hidden_units=[64], batch_size=64)  # no early stop: long enough to kill
+    params["train"]["head"].update(epochs=30, patience=30, hidden_units=[64], batch_size=64)  # no early stop: long enough to kill
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):

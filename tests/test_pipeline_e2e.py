@@ -40,7 +40,7 @@ def repo(tmp_path_factory):
     params["download"].update(sources=[str(root / "nowhere"), str(root / "mirror")], files=checksums)
     # Random-init VGG16 keeps a usable signal at 32 px (random MobileNet features vanish to ~1e-17).
     params["bottleneck"].update(backbone="VGG16", backbone_args={}, weights=None, image_size=32, batch_size=64)
-    params["train"].update(epochs=40, patience=4, hidden_units=[64])
+    params["train"]["head"].update(epochs=40, patience=4, hidden_units=[64])
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], work)
     _run([str(BIN / "dvc"), "init", "-q"], work)
@@ -69,7 +69,7 @@ def test_repro_builds_every_stage_and_metrics(repo):
     conf = pd.read_csv(repo / "metrics" / "plots" / "confusion_test.csv")
     assert list(conf.columns) == ["actual", "predicted"] and len(conf) == 150
     assert (repo / "metrics" / "train" / "plots" / "metrics" / "eval" / "loss.tsv").is_file()
-    assert (repo / "models" / "head.keras").is_file()
+    assert (repo / "models" / "model.keras").is_file()
     _run(["git", "add", "-A"], repo)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
 
@@ -142,3 +142,16 @@ def test_exp_run_multiplier_reuses_cached_vectors(repo):
     assert augment["variants_made"]["new"] == 2 * augment["variants_made"]["old"]
     shown = _run([str(BIN / "dvc"), "exp", "show", "--json"], repo).stdout
     assert '"multiplier": 3' in shown and '"multiplier": 2' in shown
+
+
+def test_exp_run_cnn_ensemble_is_evaluated_and_exported(repo):
+    _run([str(BIN / "dvc"), "exp", "run", "-S", "train.model=cnn", "-S", "train.ensemble=2",
+          "-S", "train.cnn.filters=[8,16]", "-S", "train.cnn.dense_units=32", "-S", "train.cnn.epochs=8",
+          "-S", "train.cnn.batch_size=32", "-S", "train.cnn.learning_rate=0.01"], repo)
+    train = _json(repo / "metrics" / "train.json")
+    assert (train["model"], train["ensemble"]) == ("cnn", 2)
+    ev = _json(repo / "metrics" / "evaluate.json")
+    assert ev["test"]["accuracy"] > 0.5, ev
+    assert ev["export"]["agreement_with_pipeline_test"] == 1.0
+    info = _json(repo / "models" / "classifier.json")
+    assert info["model"] == "cnn" and info["ensemble"] == 2

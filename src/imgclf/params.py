@@ -134,9 +134,7 @@ class BottleneckParams(_Strict):
         return size
 
 
-class TrainParams(_Strict):
-    model: Literal["head"] = Field("head", description="head: dense classifier on cached bottleneck features.")
-    seed: int = Field(42, ge=0, description="Seeds weight init, dropout and shuffling.")
+class HeadParams(_Strict):
     hidden_units: list[int] = Field([256], description="Width of each hidden dense layer of the head.")
     dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate.")
@@ -150,6 +148,34 @@ class TrainParams(_Strict):
         if any(u < 1 for u in units):
             raise ValueError(f"every hidden layer needs at least 1 unit, got {units}")
         return units
+
+
+class CnnParams(_Strict):
+    filters: list[int] = Field([32, 64, 128], min_length=1, max_length=4,
+                               description="Filters of each conv block (two 3x3 convs + 2x2 max-pool per block).")
+    dense_units: int = Field(256, ge=1, le=8192, description="Width of the dense layer before the classifier.")
+    dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout before and after the dense layer.")
+    learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="Peak AdamW learning rate (warm-up, then cosine decay).")
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0, description="AdamW weight decay.")
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
+    batch_size: int = Field(128, ge=1, le=65536, description="Training batch size.")
+    epochs: int = Field(8, ge=1, le=1000, description="Epochs (the schedule spans all of them; best val-loss weights kept).")
+
+    @field_validator("filters")
+    @classmethod
+    def _positive_filters(cls, filters: list[int]) -> list[int]:
+        if any(f < 1 for f in filters):
+            raise ValueError(f"every conv block needs at least 1 filter, got {filters}")
+        return filters
+
+
+class TrainParams(_Strict):
+    model: Literal["head", "cnn"] = Field(
+        "head", description="head: dense classifier on cached bottlenecks; cnn: compact CNN from scratch on the images.")
+    seed: int = Field(42, ge=0, description="Seeds weight init, dropout and shuffling (model k of an ensemble: seed + k).")
+    ensemble: int = Field(1, ge=1, le=10, description="Soft vote over this many models trained with consecutive seeds.")
+    head: HeadParams = HeadParams()
+    cnn: CnnParams = CnnParams()
 
 
 class Params(_Strict):
