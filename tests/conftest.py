@@ -67,3 +67,45 @@ def tiny_extractor():
     """Random-init MobileNet at 32 px: real Keras code path, no weights download."""
     from imgclf.backbones import FeatureExtractor
     return FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
+
+
+BIN = Path(__import__("sys").executable).parent
+# Random-init VGG16 keeps a usable signal at 32 px (random MobileNet features vanish to ~1e-17).
+TEST_BACKBONE = {"backbone": "VGG16", "backbone_args": {}, "weights": None, "image_size": 32}
+
+
+def pipeline_env() -> dict:
+    """The environment a user's shell gives `dvc repro`: the venv first on PATH."""
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def run(args, cwd, check=True, timeout=900):
+    res = __import__("subprocess").run([str(a) for a in args], cwd=cwd, env=pipeline_env(),
+                                       capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({res.returncode}):\n"
+                             f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def make_pipeline_repo(repo: Path, edit_params) -> Path:
+    """A git + DVC repo holding this project's pipeline, with params edited by edit_params(dict)."""
+    import shutil
+
+    import yaml
+
+    repo.mkdir(parents=True)
+    for item in ("dvc.yaml", "params.yaml", ".gitignore", "stages", "src"):
+        src = REPO / item
+        (shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+         if src.is_dir() else shutil.copy(src, repo / item))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["bottleneck"].update(TEST_BACKBONE)
+    edit_params(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], repo)
+    run([BIN / "dvc", "init", "-q"], repo)
+    run([BIN / "dvc", "config", "core.analytics", "false"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
+    return repo

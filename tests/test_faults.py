@@ -8,21 +8,18 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from imgclf.atomic import save_npy, write_json
 from imgclf.download import fetch_all
 from imgclf.feature_store import FeatureStore, StoreError
-from tests.conftest import REPO, write_idx_dataset
+from tests.conftest import BIN, make_pipeline_repo, pipeline_env, run, write_idx_dataset
 
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -91,15 +88,8 @@ def test_a_hanging_mirror_times_out_and_the_next_source_is_used(idx_dir, tmp_pat
 
 # ---- kill -9 in the middle of a stage, then `dvc repro` -------------------------------------
 
-def _env():
-    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", TF_CPP_MIN_LOG_LEVEL="3")
-
-
 def _dvc(repo, *args, check=True):
-    res = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=_env(), capture_output=True, text=True, timeout=900)
-    if check and res.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    return res
+    return run([BIN / "dvc", *args], repo, check=check)
 
 
 def _digest(path: Path) -> str:
@@ -130,22 +120,16 @@ def _stage_pid(stage: str) -> int | None:
 @pytest.fixture(scope="module")
 def fault_repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    repo = root / "repo"
-    repo.mkdir()
-    for item in ("dvc.yaml", "params.yaml", ".gitignore", "stages", "src"):
-        src = REPO / item
-        (shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-         if src.is_dir() else shutil.copy(src, repo / item))
     checksums = write_idx_dataset(root / "mirror", n_train=3000, n_test=200, seed=5)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["download"].update(sources=[str(root / "mirror")], files=checksums)
-    params["augment"]["multiplier"] = 6
-    params["bottleneck"].update(backbone="VGG16", backbone_args={}, weights=None, image_size=32, batch_size=32)
-    params["train"]["head"].update(epochs=30, patience=30, hidden_units=[64], batch_size=64)  # no early stop: long enough to kill
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
-        subprocess.run(cmd, cwd=repo, check=True, env=_env(), capture_output=True)
+
+    def edit(params):
+        params["download"].update(sources=[str(root / "mirror")], files=checksums)
+        params["augment"]["multiplier"] = 6
+        params["bottleneck"]["batch_size"] = 32
+        # no early stopping: training lasts long enough to be killed in the middle
+        params["train"]["head"].update(epochs=30, patience=30, hidden_units=[64], batch_size=64)
+
+    repo = make_pipeline_repo(root / "repo", edit)
     _dvc(repo, "repro")
     return repo, _outputs(repo)
 
@@ -177,7 +161,7 @@ def test_kill_9_mid_stage_then_repro_gives_the_uninterrupted_outputs(fault_repo,
     repo, reference = fault_repo
     if stage == "bottleneck":
         shutil.rmtree(repo / ".cache")  # a cold cache, so the stage has real work to be killed in
-    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "-f", "-s", stage], cwd=repo, env=_env(),
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "-f", "-s", stage], cwd=repo, env=pipeline_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pid, started = None, time.monotonic()
     while pid is None and time.monotonic() - started < 60:

@@ -9,13 +9,12 @@ allows. Seeded and deterministic like the head.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from imgclf.head import make_deterministic
+from imgclf.training import fit, make_deterministic
 
 
 @dataclass
@@ -68,32 +67,10 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"])
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.epochs,
-                                               restore_best_weights=True)]
-    live = None
-    if live_dir is not None:
-        from dvclive import Live
-        from dvclive.keras import DVCLiveCallback
-
-        live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
-        callbacks.append(DVCLiveCallback(live=live))
     one_hot = lambda y: keras.utils.to_categorical(y, n_classes)  # noqa: E731
-    start = time.perf_counter()
-    history = model.fit(x_train, one_hot(y_train), validation_data=(x_val, one_hot(y_val)),
-                        epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
-                        callbacks=callbacks, verbose=verbose)
-    seconds = time.perf_counter() - start
-    if live is not None:
-        live.end()
-    val_loss = history.history["val_loss"]
-    best = int(np.argmin(val_loss))
+    # patience = epochs: the schedule runs to its end; the best val-loss epoch's weights are kept.
+    summary = fit(model, x_train, one_hot(y_train), x_val, one_hot(y_val), epochs=cfg.epochs,
+                  batch_size=cfg.batch_size, patience=cfg.epochs, live_dir=live_dir, verbose=verbose)
     # Loss with label smoothing is not comparable across models: recompile plain for evaluation.
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model, {
-        "epochs_run": len(val_loss),
-        "best_epoch": best + 1,
-        "best_val_loss": round(float(val_loss[best]), 4),
-        "best_val_accuracy": round(float(history.history["val_accuracy"][best]), 4),
-        "train_seconds": round(seconds, 1),
-        "parameters": int(model.count_params()),
-    }
+    return model, summary

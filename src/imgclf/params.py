@@ -29,12 +29,31 @@ class _Strict(BaseModel):
 
 
 class DatasetParams(_Strict):
-    kind: Literal["fashion_mnist"] = Field(
-        "fashion_mnist", description="Which dataset reader the split stage uses.")
+    kind: Literal["fashion_mnist", "image_folder"] = Field(
+        "fashion_mnist", description="fashion_mnist: the IDX files of download.*; image_folder: dataset.source.")
+    source: str | None = Field(
+        None, min_length=1,
+        description="image_folder: a directory, a .zip/.tar.gz/.tgz/.tar, or an http(s) URL of such an archive.")
+    source_sha256: str | None = Field(
+        None, pattern=SHA256_HEX, description="image_folder: expected SHA-256 of the archive (optional).")
+    image_size: int = Field(64, ge=8, le=1024, description="image_folder: images are resized to this square size once.")
+    colour: Literal["grey", "rgb"] = Field("rgb", description="image_folder: colour the images are converted to.")
+    groups_csv: str | None = Field(
+        None, min_length=1, description="image_folder: optional CSV with columns file,group (file relative to the folder).")
+    on_bad_image: Literal["fail", "skip"] = Field(
+        "fail", description="image_folder: a bad file fails the stage, or is skipped and listed in metrics/data.json.")
+    max_archive_mb: int = Field(2048, ge=1, le=1_000_000,
+                                description="image_folder: refuse archives (packed or unpacked) larger than this.")
     train_limit: int | None = Field(
-        None, ge=1, description="Use only the first N official training images (smoke runs); null = all.")
+        None, ge=1, description="fashion_mnist: use only the first N official training images (smoke runs); null = all.")
     test_limit: int | None = Field(
-        None, ge=1, description="Use only the first N official test images (smoke runs); null = all.")
+        None, ge=1, description="fashion_mnist: use only the first N official test images (smoke runs); null = all.")
+
+    @model_validator(mode="after")
+    def _folder_needs_source(self) -> "DatasetParams":
+        if self.kind == "image_folder" and not self.source:
+            raise ValueError("dataset.source is required when dataset.kind is image_folder")
+        return self
 
 
 class DownloadParams(_Strict):
@@ -63,12 +82,22 @@ class SplitParams(_Strict):
     val_fraction: float = Field(
         0.1, gt=0.0, lt=1.0, description="Share of training source groups that go to validation.")
     seed: int = Field(42, ge=0, description="Salt of the stable hash that assigns groups to train/val.")
+    test_fraction: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of groups that go to test, for datasets with no test split of their own.")
     near_duplicates: Literal["group", "report", "off"] = Field(
         "report", description="group: near-duplicates join one source group; report: only count them; off: skip the search.")
     near_duplicate_hash_bits: int = Field(
         4, ge=0, le=64, description="Candidate pairs: spectral hashes differing in at most this many of 64 bits.")
     near_duplicate_max_rms: float = Field(
         6.0, ge=0.0, le=255.0, description="Confirmed pairs: RMS pixel difference (grey levels, best 1-px alignment) at most this.")
+
+
+    @model_validator(mode="after")
+    def _fractions_leave_train(self) -> "SplitParams":
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} "
+                             f"leaves nothing for train; their sum must be below 1")
+        return self
 
 
 class AugmenterSpec(_Strict):

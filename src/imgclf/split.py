@@ -39,19 +39,34 @@ def _groups(manifest: pd.DataFrame, links: tuple[np.ndarray, np.ndarray] | None 
 
 
 def assign_splits(data: ImageSet, val_fraction: float, seed: int,
-                  links: tuple[np.ndarray, np.ndarray] | None = None) -> ImageSet:
-    """links: extra row pairs that must share a group (near-duplicates in `group` mode)."""
+                  links: tuple[np.ndarray, np.ndarray] | None = None, test_fraction: float = 0.0) -> ImageSet:
+    """Split by group. `official_split` per row is test / val / train (respected, as in a
+    pre-split folder or Fashion-MNIST's test set) or pool (assigned by hash). Within a group the
+    strongest official split wins (test > val > train); members of weaker splits are `excluded`.
+    Groups of official train go to val by hash unless the dataset has its own val split; pool
+    groups go to test (test_fraction), val (val_fraction) or train by the same hash.
+
+    links: extra row pairs that must share a group (near-duplicates in `group` mode).
+    """
     m = data.manifest.copy()
     m["sha256"] = [image_sha256(img) for img in data.images]
     component = _groups(m, links)
     # A group's id is its smallest source id: stable under adding unrelated images.
     m["group_id"] = m.groupby(component)["source_id"].transform("min")
-    has_test = (m["official_split"] == "test").groupby(m["group_id"]).transform("any")
+    rank = m["official_split"].map({"test": 3, "val": 2, "train": 1, "pool": 0})
+    if rank.isna().any():
+        raise ValueError(f"unknown official_split values {sorted(set(m.loc[rank.isna(), 'official_split']))}")
+    group_rank = rank.groupby(m["group_id"]).transform("max")
     groups = m["group_id"].unique()
-    val_groups = {g for g in groups if stable_unit_interval("split", seed, g) < val_fraction}
-    to_val = m["group_id"].isin(val_groups)
-    m["split"] = np.where(m["official_split"] == "test", "test",
-                          np.where(has_test, "excluded", np.where(to_val, "val", "train")))
+    u = pd.Series({g: stable_unit_interval("split", seed, g) for g in groups})
+    unit = m["group_id"].map(u).to_numpy()
+    has_own_val = bool((m["official_split"] == "val").any())
+    by_hash_pool = np.where(unit < test_fraction, "test", np.where(unit < test_fraction + val_fraction, "val", "train"))
+    by_hash_train = np.where(unit < val_fraction, "val", "train")
+    official_kept = np.where(rank == group_rank, m["official_split"], "excluded")
+    m["split"] = np.select(
+        [group_rank >= 2, group_rank == 1, group_rank == 0],
+        [official_kept, "train" if has_own_val else by_hash_train, by_hash_pool])
     columns = ["id", "source_id", "group_id", "label", "class_name", "official_split", "split", "sha256"]
     result = ImageSet(data.images, m[columns + [c for c in m.columns if c not in columns]])
     check_integrity(result.manifest, links)

@@ -1,0 +1,89 @@
+"""Regenerate the results table in README.md from `dvc exp show --json` (never typed by hand).
+
+    python bench/results_table.py [--readme README.md] [--dvc dvc]
+
+Rows: the committed baseline (HEAD) and every experiment of every commit
+(`dvc exp show --all-commits`), each with the commit it ran on and the exact `dvc exp run -S ...`
+arguments that differ from that commit's params.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+from pathlib import Path
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _row(entry: dict) -> tuple[dict, dict]:
+    data = entry.get("data") or {}
+    params = _flat(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+    metrics = {}
+    for path, m in (data.get("metrics") or {}).items():
+        metrics[path] = _flat(m.get("data") or {})
+    return params, metrics
+
+
+def _fmt(v) -> str:
+    return "" if v is None else (f"{v:.4f}" if isinstance(v, float) and v < 1 else str(v))
+
+
+def table(entries: list[dict]) -> str:
+    commits = [e for e in entries if e["rev"] != "workspace"]
+    lines = ["| experiment | commit | model | `dvc exp run` arguments | multiplier | test accuracy | "
+             "test macro-F1 | shirt F1 | train wall time (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for i, commit in enumerate(commits):
+        base_params, _ = _row(commit)
+        rows = [("baseline (HEAD)", commit)] if i == 0 else []
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                rows.append((rev.get("name") or rev["rev"][:7], rev))
+        for name, entry in rows:
+            params, metrics = _row(entry)
+            ev, tr = metrics.get("metrics/evaluate.json", {}), metrics.get("metrics/train.json", {})
+            if not ev:
+                continue
+            changed = [f"-S {k}={json.dumps(v, separators=(',', ':')) if isinstance(v, list) else v}"
+                       for k, v in sorted(params.items()) if base_params.get(k) != v]
+            ensemble = params.get("train.ensemble", 1) or 1
+            model = f"{params.get('train.model', 'head')}" + (f" x{ensemble}" if ensemble > 1 else "")
+            lines.append(f"| {name} | {commit['rev'][:7]} | {model} | {' '.join(changed) or '(as committed)'} | "
+                         f"{params.get('augment.multiplier')} | {_fmt(ev.get('test.accuracy'))} | "
+                         f"{_fmt(ev.get('test.macro_f1'))} | {_fmt(ev.get('test.f1.shirt'))} | "
+                         f"{_fmt(tr.get('train_seconds'))} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--dvc", default="dvc")
+    args = parser.parse_args()
+    shown = subprocess.run([args.dvc, "exp", "show", "--all-commits", "--json"], capture_output=True,
+                           text=True, check=True)
+    text = table(json.loads(shown.stdout))
+    readme = Path(args.readme)
+    body = readme.read_text()
+    if START not in body or END not in body:
+        raise SystemExit(f"{readme}: markers {START} / {END} not found")
+    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), f"{START}\n{text}\n{END}", body, flags=re.S))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""Image folders: real photographs from scikit-learn cut into a small labelled dataset with
+_nohash_ groups, every kind of bad file, pre-split folders, and hostile archives."""
+
+import io
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sklearn.datasets import load_sample_images
+
+from imgclf.archive import ArchiveError, extract, fetch_folder
+from imgclf.image_folder import BadImage, load, read_groups_csv
+from imgclf.manifest import SPLITS
+from imgclf.split import assign_splits
+
+FORMATS = [".jpg", ".png", ".bmp", ".webp"]
+
+
+def make_photo_folder(root: Path, per_class: int = 8, variants: int = 2, seed: int = 0,
+                      prefix: str = "photo") -> dict[str, int]:
+    """Three classes of 64x64 crops (china, flower, china colour-inverted), each photo saved as
+    `variants` files <photo>_nohash_<k> (a flip, a brightness change): one source group each."""
+    china, flower = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    sources = {"china": china, "flower": flower, "inverted": 255 - china}
+    counts = {}
+    for cls, photo in sources.items():
+        d = root / cls
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            y, x = int(rng.integers(0, photo.shape[0] - 128)), int(rng.integers(0, photo.shape[1] - 128))
+            crop = cv2.resize(np.ascontiguousarray(photo[y:y + 128, x:x + 128]), (64, 64), interpolation=cv2.INTER_AREA)
+            for k in range(variants):
+                img = crop[:, ::-1] if k % 2 else np.clip(crop.astype(int) + 12 * k, 0, 255).astype(np.uint8)
+                ext = FORMATS[(i + k) % len(FORMATS)]
+                ok = cv2.imwrite(str(d / f"{prefix}{i}_nohash_{k}{ext}"), cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR))
+                assert ok
+        counts[cls] = per_class * variants
+    return counts
+
+
+def _jpeg_bytes(size=32):
+    ok, buf = cv2.imencode(".jpg", np.full((size, size, 3), 128, np.uint8))
+    return buf.tobytes()
+
+
+BAD_FILES = {
+    "empty": ("flower/empty.jpg", lambda p: p.write_bytes(b""), "empty file"),
+    "truncated": ("flower/cut.jpg", lambda p: p.write_bytes(_jpeg_bytes()[:-40]), "truncated"),
+    "not an image": ("china/notes.jpg", lambda p: p.write_text("shopping list"), "not an image"),
+    "wrong extension": ("china/really_a_jpeg.png", lambda p: p.write_bytes(_jpeg_bytes()),
+                        "wrong extension (the content is JPEG, the name says .png)"),
+    "unreadable": ("inverted/broken_link.jpg", lambda p: p.symlink_to(p.parent / "gone.jpg"), "unreadable"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_each_bad_file_fails_naming_it_or_is_skipped_and_listed(tmp_path, kind):
+    counts = make_photo_folder(tmp_path, per_class=2)
+    rel, write, reason = BAD_FILES[kind]
+    write(tmp_path / rel)
+    with pytest.raises(BadImage) as err:
+        load(tmp_path, 32, "rgb", "fail")
+    assert str(tmp_path / rel) in str(err.value) and reason in str(err.value)
+    data, report = load(tmp_path, 32, "rgb", "skip")
+    assert len(data.images) == sum(counts.values())
+    assert [s["path"] for s in report.skipped] == [rel] and reason in report.skipped[0]["reason"]
+
+
+def test_decoding_sizes_colour_labels_and_ignored_files(tmp_path):
+    counts = make_photo_folder(tmp_path)
+    (tmp_path / "china" / "README.txt").write_text("not data")
+    data, report = load(tmp_path, 48, "rgb", "fail")
+    assert data.images.shape == (sum(counts.values()), 48, 48, 3) and data.images.dtype == np.uint8
+    assert data.class_names() == ["china", "flower", "inverted"]
+    assert report.ignored == ["china/README.txt"] and report.skipped == []
+    grey, _ = load(tmp_path, 40, "grey", "fail")
+    assert grey.images.shape == (sum(counts.values()), 40, 40)
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    from PIL import Image
+
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :20] = 255                     # left half white
+    d = tmp_path / "a"
+    d.mkdir()
+    pil = Image.fromarray(img)
+    exif = Image.Exif()
+    exif[0x0112] = 6                      # "rotate 90 CW to display"
+    pil.save(d / "x.jpg", exif=exif.tobytes(), quality=95)
+    (tmp_path / "b").mkdir()
+    Image.fromarray(img).save(tmp_path / "b" / "y.png")   # a second class: a classifier needs two
+    data, _ = load(tmp_path, 40, "grey", "fail")
+    shown = data.images[0]
+    assert shown[:15].mean() > 200 and shown[-15:].mean() < 50   # white ends up on top
+
+
+def test_nohash_groups_and_identical_content_never_straddle_splits(tmp_path):
+    make_photo_folder(tmp_path, per_class=10, variants=3)
+    shutil.copy(tmp_path / "china" / "photo0_nohash_0.jpg", tmp_path / "china" / "copy_of_photo0.jpg")
+    data, _ = load(tmp_path, 32, "rgb", "fail")
+    m = data.manifest
+    assert m.loc[m.id == "china/photo3_nohash_1.jpg", "source_id"].item() == "china/photo3"
+    for seed in range(4):
+        out = assign_splits(data, 0.3, seed, test_fraction=0.3).manifest
+        used = out[out.split.isin(SPLITS)]
+        assert (used.groupby("source_id").split.nunique() == 1).all()
+        assert (used.groupby("group_id").split.nunique() == 1).all()
+        copy = out[out.id == "china/copy_of_photo0.jpg"].iloc[0]
+        orig = out[out.id == "china/photo0_nohash_0.jpg"].iloc[0]
+        assert copy.group_id == orig.group_id and copy.split == orig.split
+        assert set(used.split) == set(SPLITS)
+
+
+def test_groups_csv_maps_files_to_groups(tmp_path):
+    make_photo_folder(tmp_path / "f", per_class=3, variants=1)
+    csv = tmp_path / "groups.csv"
+    csv.write_text("file,group\nchina/photo0_nohash_0.jpg,shoot-A\nflower/photo1_nohash_0.png,shoot-A\n")
+    data, _ = load(tmp_path / "f", 32, "rgb", "fail", read_groups_csv(csv))
+    m = data.manifest.set_index("id")
+    assert m.loc["china/photo0_nohash_0.jpg", "source_id"] == m.loc["flower/photo1_nohash_0.png", "source_id"] == "shoot-A"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,label\n")
+    with pytest.raises(ValueError, match="expected columns 'file' and 'group'"):
+        read_groups_csv(bad)
+
+
+def test_pre_split_folder_is_respected(tmp_path):
+    for split, n in (("train", 4), ("val", 2), ("test", 2)):
+        make_photo_folder(tmp_path / split, per_class=n, variants=1, seed=len(split), prefix=split)
+    data, report = load(tmp_path, 32, "rgb", "fail")
+    assert report.pre_split
+    out = assign_splits(data, 0.5, 0, test_fraction=0.5).manifest
+    assert (out.split == out.id.str.split("/").str[0]).all()
+    assert data.class_names() == ["china", "flower", "inverted"]
+    # The same photo (_nohash_ stem) in train/ and test/ is a leak in the user's split: the
+    # train copy is excluded, never trained on, and counted.
+    shutil.copy(tmp_path / "test/flower/test0_nohash_0.jpg", tmp_path / "train/flower/test0_nohash_7.jpg")
+    data, _ = load(tmp_path, 32, "rgb", "fail")
+    out = assign_splits(data, 0.5, 0).manifest.set_index("id")
+    assert out.loc["train/flower/test0_nohash_7.jpg", "split"] == "excluded"
+    assert out.loc["test/flower/test0_nohash_0.jpg", "split"] == "test"
+
+
+def _zip(path: Path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def test_archives_refuse_traversal_and_links_and_extract_nothing(tmp_path):
+    dest = tmp_path / "out"
+    for name in ("../evil.jpg", "/tmp/evil.jpg", "a/../../evil.jpg"):
+        _zip(tmp_path / "bad.zip", {"ok/a.jpg": _jpeg_bytes(), name: _jpeg_bytes()})
+        with pytest.raises(ArchiveError, match="refused 1 unsafe member") as err:
+            extract(tmp_path / "bad.zip", dest, 2**30)
+        assert name in str(err.value)
+        assert not dest.exists()
+    with tarfile.open(tmp_path / "bad.tar.gz", "w:gz") as tf:
+        link = tarfile.TarInfo("ok/escape.jpg")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../../etc/passwd"
+        tf.addfile(link)
+    with pytest.raises(ArchiveError, match=r"ok/escape.jpg \(link to ../../../etc/passwd\)"):
+        extract(tmp_path / "bad.tar.gz", dest, 2**30)
+    assert not dest.exists() and not (tmp_path / "etc").exists()
+
+
+def test_archive_size_limit_and_checksum(tmp_path):
+    _zip(tmp_path / "bomb.zip", {"c/a.jpg": b"\0" * 3_000_000})   # packs to a few KiB
+    with pytest.raises(ArchiveError, match="unpacks to 2.9 MiB, over the 1 MiB limit"):
+        extract(tmp_path / "bomb.zip", tmp_path / "out", 2**20)
+    (tmp_path / "big.zip").write_bytes(b"\0" * 2_000_000)
+    with pytest.raises(ArchiveError, match="1.9 MiB is over the 1 MiB limit"):
+        extract(tmp_path / "big.zip", tmp_path / "out", 2**20)
+    folder = tmp_path / "photos"
+    make_photo_folder(folder, per_class=1, variants=1)
+    archive = tmp_path / "photos.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(folder, arcname=".")
+    with pytest.raises(ArchiveError, match="SHA-256 .* expected 0000"):
+        fetch_folder(str(archive), "0" * 64, tmp_path / "raw" / "images", max_bytes=2**30)
+    import hashlib
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    fetch_folder(str(archive), digest, tmp_path / "raw" / "images", max_bytes=2**30)
+    data, _ = load(tmp_path / "raw" / "images", 32, "rgb", "fail")
+    assert len(data.images) == 3
+
+
+def test_dvc_repro_end_to_end_on_an_image_folder_archive(tmp_path):
+    """The README's switch: dataset.kind=image_folder with a .zip source, bad files skipped."""
+    import hashlib
+    import json
+
+    from tests.conftest import BIN, make_pipeline_repo, run
+
+    photos = tmp_path / "photos"
+    make_photo_folder(photos, per_class=12, variants=2)
+    (photos / "flower" / "empty.jpg").write_bytes(b"")
+    (photos / "china" / "notes.jpg").write_text("not an image")
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(photos.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(photos).as_posix())
+
+    def edit(params):
+        params["dataset"].update(kind="image_folder", source=str(archive), image_size=32, on_bad_image="skip",
+                                 source_sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
+        params["split"].update(val_fraction=0.2, test_fraction=0.25)
+        params["bottleneck"]["batch_size"] = 32
+        params["train"]["head"].update(epochs=30, patience=5, hidden_units=[32])
+
+    repo = make_pipeline_repo(tmp_path / "repo", edit)
+    run([BIN / "dvc", "repro"], repo)
+    data = json.loads((repo / "metrics" / "data.json").read_text())
+    assert data["images"] == 72 and data["skipped_bad_images"] == 2
+    assert {s["path"] for s in data["skipped"]} == {"flower/empty.jpg", "china/notes.jpg"}
+    ev = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert set(ev["test"]["f1"]) == {"china", "flower", "inverted"} and ev["test"]["images"] > 0
+    leak = json.loads((repo / "metrics" / "leakage.json").read_text())
+    assert leak["sources_in_more_than_one_split"] == 0
+    info = json.loads((repo / "models" / "classifier.json").read_text())
+    assert info["input_shape"] == [32, 32, 3] and ev["export"]["agreement_with_pipeline_test"] == 1.0
+    assert "metrics/data.json" in run([BIN / "dvc", "metrics", "show"], repo).stdout
+
+
+def test_archive_from_an_http_url(tmp_path):
+    """The real download path (requests + retries), served by a loopback HTTP server."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    folder = tmp_path / "photos"
+    make_photo_folder(folder, per_class=1, variants=2)
+    www = tmp_path / "www"
+    www.mkdir()
+    with tarfile.open(www / "photos.tar.gz", "w:gz") as tf:
+        tf.add(folder, arcname="photos-v1")
+    (www / "page.zip").write_text("<html>moved</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        digest = hashlib.sha256((www / "photos.tar.gz").read_bytes()).hexdigest()
+        fetch_folder(f"{url}/photos.tar.gz", digest, tmp_path / "raw" / "images", max_bytes=2**30, retries=0)
+        data, _ = load(tmp_path / "raw" / "images", 32, "rgb", "fail")   # photos-v1/ is looked into
+        assert len(data.images) == 6 and data.class_names() == ["china", "flower", "inverted"]
+        with pytest.raises(ArchiveError, match="could not download .*/missing.zip: HTTP 404"):
+            fetch_folder(f"{url}/missing.zip", None, tmp_path / "raw2" / "images", max_bytes=2**30, retries=0)
+        with pytest.raises(ArchiveError, match="page.zip: not a readable .zip or .tar archive"):
+            fetch_folder(f"{url}/page.zip", None, tmp_path / "raw3" / "images", max_bytes=2**30, retries=0)
+    finally:
+        server.shutdown()
+        server.server_close()
