@@ -2,6 +2,7 @@
 
 Each case asserts the message a user sees and that nothing was lost or left half-written."""
 
+import contextlib
 import hashlib
 import http.server
 import os
@@ -21,17 +22,23 @@ from imgclf.feature_store import FeatureStore, StoreError
 from tests.conftest import BIN, make_pipeline_repo, pipeline_env, run, write_idx_dataset
 
 
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A tmpfs at path (a full disk, a read-only one). Needs root: CI and this machine run as root."""
+    path.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
 
 @pytest.fixture
 def tiny_fs(tmp_path):
-    """A 256 KiB tmpfs: a disk that fills up. Needs root (CI and this machine run as root)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with tmpfs(tmp_path / "small", "size=256k") as mnt:
+        yield mnt
 
 
 def test_disk_full_names_the_file_and_keeps_the_previous_output(tiny_fs):
@@ -47,16 +54,9 @@ def test_disk_full_names_the_file_and_keeps_the_previous_output(tiny_fs):
 
 
 def test_read_only_cache_directory_is_a_clear_error(tmp_path):
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as mnt:
         with pytest.raises(StoreError, match=rf"cannot open the feature store {mnt}/features.sqlite"):
             FeatureStore(mnt / "features.sqlite")
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_hanging_mirror_times_out_and_the_next_source_is_used(idx_dir, tmp_path):
