@@ -105,14 +105,16 @@ def _outputs(repo: Path) -> dict:
     }
 
 
-def _stage_pid(stage: str) -> int | None:
+def _stage_pid(stage: str, repo: Path) -> int | None:
+    """The pid of `python -m stages.<stage>` running in repo (never another project's stage)."""
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                cwd = (proc / "cwd").resolve()
             except OSError:
                 continue
-            if b"-m" in cmd and f"stages.{stage}".encode() in cmd:
+            if b"-m" in cmd and f"stages.{stage}".encode() in cmd and cwd == repo.resolve():
                 return int(proc.name)
     return None
 
@@ -165,7 +167,7 @@ def test_kill_9_mid_stage_then_repro_gives_the_uninterrupted_outputs(fault_repo,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pid, started = None, time.monotonic()
     while pid is None and time.monotonic() - started < 60:
-        pid = _stage_pid(stage)
+        pid = _stage_pid(stage, repo)
         time.sleep(0.05)
     assert pid, f"stage {stage} never started"
     alive_since = time.monotonic()
