@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -39,12 +38,6 @@ _LOOKUP_CHUNK = 900  # stays under SQLite's default limit of host parameters
 
 class StoreError(RuntimeError):
     pass
-
-
-@dataclass
-class Lookup:
-    vectors: dict[str, np.ndarray]
-    corrupt: list[str]
 
 
 class FeatureStore:
@@ -136,19 +129,6 @@ class FeatureStore:
                     if not np.isfinite(vec).all():
                         vec = None
                 yield key.hex(), vec
-
-    def get_many(self, namespace: str, keys: Iterable[str]) -> Lookup:
-        """Vectors for the keys that are present and intact; corrupt ones are deleted and listed."""
-        found: dict[str, np.ndarray] = {}
-        corrupt: list[str] = []
-        for key, vec in self.iter_vectors(namespace, keys):
-            if vec is None:
-                corrupt.append(key)
-            else:
-                found[key] = vec
-        if corrupt:
-            self.delete(namespace, corrupt)
-        return Lookup(found, corrupt)
 
     def put_many(self, namespace: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
         ns = self._ns(namespace)[0]

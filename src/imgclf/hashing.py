@@ -24,10 +24,6 @@ def image_sha256(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def images_sha256(images: np.ndarray) -> list[str]:
-    return [image_sha256(img) for img in images]
-
-
 def stable_unit_interval(*parts: object) -> float:
     """Map (seed, id, ...) to [0, 1) deterministically, independent of process and platform.
 
