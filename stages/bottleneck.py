@@ -2,7 +2,7 @@
 
 from imgclf import paths, stage
 from imgclf.atomic import save_npy, write_json
-from imgclf.backbones import FeatureExtractor
+from imgclf.backbones import extractor_for
 from imgclf.bottleneck import compute_features, project_root
 from imgclf.feature_store import FeatureStore
 from imgclf.manifest import load_set
@@ -11,7 +11,7 @@ from imgclf.manifest import load_set
 def main(params):
     p = params.bottleneck
     data = load_set(paths.AUGMENTED, mmap=True)
-    extractor = FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size)
+    extractor = extractor_for(p)
     store_path = project_root() / p.cache_dir / "features.sqlite"
     with FeatureStore(store_path) as store:
         features, report = compute_features(data.images, extractor, store)

@@ -5,7 +5,7 @@ import numpy as np
 
 from imgclf import paths, stage
 from imgclf.atomic import atomic_path, load_npy, write_csv, write_json
-from imgclf.backbones import FeatureExtractor
+from imgclf.backbones import extractor_for
 from imgclf.evaluation import confusion_rows, per_class_table, split_metrics
 from imgclf.export import build_exported_model
 from imgclf.manifest import load_set
@@ -34,7 +34,7 @@ def main(params):
             save_png(paths.PREVIEWS / "test_errors.png", misclassified_preview(test_images, y_true, probs, names))
 
     p = params.bottleneck
-    extractor = FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size)
+    extractor = extractor_for(p)
     exported = model if on_images else build_exported_model(extractor, model, tuple(data.images.shape[1:]))
     export_pred = np.argmax(exported.predict(np.asarray(test_images), batch_size=256, verbose=0), axis=1)
     metrics["export"] = {

@@ -69,9 +69,12 @@ def test_namespace_covers_every_vector_changing_setting(tiny_extractor):
     variants = [
         FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "area", batch_size=16),
         FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16, init_seed=1),
+        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16, layer="conv_pw_5_relu"),
+        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16,
+                         layer="conv_pw_5_relu", grid=2),
     ]
     namespaces = {tiny_extractor.namespace} | {v.namespace for v in variants}
-    assert len(namespaces) == 3
+    assert len(namespaces) == 5
     assert variants[1].spec["weights_sha256"] != base["weights_sha256"]
     # Batch size is not part of it: padding makes vectors independent of it.
     same = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=8)
@@ -93,3 +96,25 @@ def test_project_root_escapes_dvc_temp_experiment_workspace(tmp_path):
     ws.mkdir(parents=True)
     assert project_root(ws) == (tmp_path / "proj").resolve()
     assert project_root(tmp_path / "proj") == (tmp_path / "proj").resolve()
+
+
+def test_mid_layer_grid_features_keep_a_coarse_layout():
+    """conv_pw_5 of MobileNet-0.25 at 32 px is a 4x4x64 map: grid 2 gives 2*2*64 = 256 values,
+    each the mean of one quadrant, so the same image mirrored left-right yields other vectors."""
+    ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=4,
+                          layer="conv_pw_5_relu", grid=2)
+    assert ex.dim == 2 * 2 * 64
+    images, _ = synthetic_images(2, 0)
+    a, b = ex(np.stack([images[0], images[0][:, ::-1]]))
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"layer": "no_such_layer"}, ["bottleneck.layer", "'no_such_layer'", "conv_pw_5_relu"]),
+    ({"layer": "conv_pw_5_relu", "grid": 3}, ["bottleneck.grid", "3", "4x4", "conv_pw_5_relu"]),
+])
+def test_bad_layer_or_grid_is_named(kwargs, words):
+    with pytest.raises(ValueError) as err:
+        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=4, **kwargs)
+    for word in words:
+        assert word in str(err.value)

@@ -44,16 +44,16 @@ def show(store: FeatureStore, current: str | None = None) -> str:
         mark = "  (current params)" if r["namespace"] == current else ""
         lines.append(f"  {r['namespace']}  {r['vectors']:>8} vectors x {r['dim']}-d  {_mib(r['bytes']):>10}  "
                      f"{spec.get('backbone')} {spec.get('backbone_args')} {spec.get('weights')} "
-                     f"{spec.get('image_size')}px {spec.get('resize')}  created "
+                     f"{spec.get('image_size')}px {spec.get('resize')} {spec.get('layer', 'output')}/grid {spec.get('grid', 1)}  created "
                      f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created']))}{mark}")
     return "\n".join(lines)
 
 
 def current_namespace(params) -> str:
-    from imgclf.backbones import FeatureExtractor
+    from imgclf.backbones import extractor_for
 
     p = params.bottleneck
-    return FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size).namespace
+    return extractor_for(p).namespace
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from imgclf.training import fit, make_deterministic
 class HeadConfig:
     seed: int
     hidden_units: list[int]
+    input_dropout: float
     dropout: float
     learning_rate: float
     batch_size: int
@@ -29,6 +30,10 @@ def build_head(x_train: np.ndarray, n_classes: int, cfg: HeadConfig):
     norm.adapt(x_train)  # features are ReLU6 averages; Adam prefers unit scale
     inputs = keras.Input(shape=(x_train.shape[1],), name="bottleneck")
     x = norm(inputs)
+    if cfg.input_dropout:
+        # Thousands of correlated spatial features and 50k images: the head memorises within a
+        # few epochs unless it must not rely on any single cell.
+        x = keras.layers.Dropout(cfg.input_dropout, seed=cfg.seed + 100, name="dropout_input")(x)
     for i, units in enumerate(cfg.hidden_units):
         x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
         x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed + i, name=f"dropout_{i}")(x)

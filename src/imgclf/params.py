@@ -142,6 +142,10 @@ class BottleneckParams(_Strict):
     image_size: int = Field(96, le=1024, description="Square input size the images are resized to.")
     resize: Literal["linear", "area"] = Field(
         "linear", description="Interpolation to image_size (OpenCV; the exported model's Keras Resizing matches it).")
+    layer: str | None = Field(
+        None, min_length=1,
+        description="Backbone layer whose output map is the feature (e.g. conv_pw_5_relu); null = the last.")
+    grid: int = Field(1, ge=1, le=64, description="Average-pool that map to grid x grid cells, then flatten; 1 = global average.")
     batch_size: int = Field(256, ge=1, le=4096, description="Images per forward pass (fixed; the last batch is padded).")
     cache_dir: str = Field(
         ".cache/bottlenecks", min_length=1,
@@ -165,6 +169,7 @@ class BottleneckParams(_Strict):
 
 class HeadParams(_Strict):
     hidden_units: list[int] = Field([256], description="Width of each hidden dense layer of the head.")
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the (standardised) bottleneck features.")
     dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate.")
     batch_size: int = Field(256, ge=1, le=65536, description="Training batch size.")
