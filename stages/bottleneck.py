@@ -1,5 +1,7 @@
 """DVC stage `bottleneck`: frozen-backbone features for every image, through the feature store."""
 
+import numpy as np
+
 from imgclf import paths, stage
 from imgclf.atomic import save_npy, write_json
 from imgclf.backbones import extractor_for
@@ -11,6 +13,14 @@ from imgclf.manifest import load_set
 def main(params):
     p = params.bottleneck
     data = load_set(paths.AUGMENTED, mmap=True)
+    if params.train.model == "cnn":
+        # A CNN reads the images; computing vectors nobody reads costs a cold run over a minute.
+        # Switching back to the head re-runs this stage, served from the store.
+        save_npy(paths.FEATURES, np.zeros((0, 0), np.float32))
+        write_json(paths.METRICS / "bottleneck.json", {"skipped": "train.model is cnn", "images": len(data.images),
+                                                       "hits": 0, "misses": 0})
+        print(f"bottleneck: skipped for {len(data.images)} images: train.model is cnn, which reads the images")
+        return
     extractor = extractor_for(p)
     store_path = project_root() / p.cache_dir / "features.sqlite"
     with FeatureStore(store_path) as store:

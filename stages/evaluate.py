@@ -34,7 +34,7 @@ def main(params):
             save_png(paths.PREVIEWS / "test_errors.png", misclassified_preview(test_images, y_true, probs, names))
 
     p = params.bottleneck
-    extractor = extractor_for(p)
+    extractor = None if on_images else extractor_for(p)
     exported = model if on_images else build_exported_model(extractor, model, tuple(data.images.shape[1:]))
     export_pred = np.argmax(exported.predict(np.asarray(test_images), batch_size=256, verbose=0), axis=1)
     metrics["export"] = {
@@ -46,7 +46,7 @@ def main(params):
     write_json(paths.EXPORTED_INFO, {"class_names": names, "input_shape": list(data.images.shape[1:]),
                                      "input_dtype": "uint8", "model": params.train.model,
                                      "ensemble": params.train.ensemble,
-                                     "bottleneck_namespace": None if on_images else extractor.namespace})
+                                     "bottleneck_namespace": extractor.namespace if extractor else None})
     write_json(paths.METRICS / "evaluate.json", metrics)
     t = metrics["test"]
     print(f"evaluate: test accuracy {t['accuracy']}, macro-F1 {t['macro_f1']} on {t['images']} images; "
