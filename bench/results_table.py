@@ -42,11 +42,22 @@ def _fmt(v) -> str:
     return "" if v is None else (f"{v:.4f}" if isinstance(v, float) and v < 1 else str(v))
 
 
+def augmentation(params: dict) -> str:
+    """Offline (the augment stage's multiplier) plus what the CNN adds in training and prediction."""
+    parts = [f"offline x{params.get('augment.multiplier')}"]
+    if params.get("train.model") == "cnn":
+        if params.get("train.cnn.random_erasing"):
+            parts.append(f"erasing p={params['train.cnn.random_erasing']}")
+        if params.get("train.cnn.flip_tta"):
+            parts.append("flip TTA")
+    return ", ".join(parts)
+
+
 def table(entries: list[dict]) -> str:
     commits = [e for e in entries if e["rev"] != "workspace"]
-    lines = ["| experiment | commit | model | `dvc exp run` arguments | multiplier | test accuracy | "
+    lines = ["| experiment | commit | model | parameters | `dvc exp run` arguments | augmentation | test accuracy | "
              "test macro-F1 | shirt F1 | train wall time (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for i, commit in enumerate(commits):
         base_params, _ = _row(commit)
         rows = [("baseline (HEAD)", commit)] if i == 0 else []
@@ -62,8 +73,9 @@ def table(entries: list[dict]) -> str:
                        for k, v in sorted(params.items()) if base_params.get(k) != v]
             ensemble = params.get("train.ensemble", 1) or 1
             model = f"{params.get('train.model', 'head')}" + (f" x{ensemble}" if ensemble > 1 else "")
-            lines.append(f"| {name} | {commit['rev'][:7]} | {model} | {' '.join(changed) or '(as committed)'} | "
-                         f"{params.get('augment.multiplier')} | {_fmt(ev.get('test.accuracy'))} | "
+            lines.append(f"| {name} | {commit['rev'][:7]} | {model} | {_fmt(tr.get('parameters'))} | "
+                         f"{' '.join(changed) or '(as committed)'} | {augmentation(params)} | "
+                         f"{_fmt(ev.get('test.accuracy'))} | "
                          f"{_fmt(ev.get('test.macro_f1'))} | {_fmt(ev.get('test.f1.shirt'))} | "
                          f"{_fmt(tr.get('train_seconds'))} |")
     return "\n".join(lines)

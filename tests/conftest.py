@@ -71,7 +71,8 @@ def tiny_extractor():
 
 BIN = Path(__import__("sys").executable).parent
 # Random-init VGG16 keeps a usable signal at 32 px (random MobileNet features vanish to ~1e-17).
-TEST_BACKBONE = {"backbone": "VGG16", "backbone_args": {}, "weights": None, "image_size": 32}
+TEST_BACKBONE = {"backbone": "VGG16", "backbone_args": {}, "weights": None, "image_size": 32,
+                 "layer": None, "grid": 1}
 
 
 def pipeline_env() -> dict:

@@ -35,6 +35,7 @@ class CnnConfig:
     epochs: int
     random_erasing: float = 0.0
     flip_tta: bool = False
+    precision: str = "float32"
 
 
 def _scaled(inputs, input_shape):
@@ -66,7 +67,8 @@ def build_trunk(shape: tuple[int, int, int], n_classes: int, cfg: CnnConfig):
     x = layers.BatchNormalization(momentum=0.9, name="bn_dense")(x)
     x = layers.ReLU(name="relu_dense")(x)
     x = layers.Dropout(cfg.dropout, seed=cfg.seed + 1, name="dropout")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    # Probabilities in float32 even under mixed precision: the loss needs the low ones exact.
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="cnn_trunk")
 
 
@@ -113,7 +115,13 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     import keras
 
     make_deterministic(cfg.seed)
-    model, inference = build_cnn(tuple(x_train.shape[1:]), n_classes, cfg)
+    # mixed_bfloat16: convolutions in bfloat16, weights in float32. ~25% faster on CPUs with
+    # AVX512-BF16 (this one); the policy is recorded in the saved model, and reset afterwards.
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    try:
+        model, inference = build_cnn(tuple(x_train.shape[1:]), n_classes, cfg)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     steps = math.ceil(len(x_train) / cfg.batch_size) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate, warmup_steps=steps // 10)

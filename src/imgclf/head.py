@@ -15,12 +15,12 @@ from imgclf.training import fit, make_deterministic
 class HeadConfig:
     seed: int
     hidden_units: list[int]
-    input_dropout: float
     dropout: float
     learning_rate: float
     batch_size: int
     epochs: int
     patience: int
+    input_dropout: float = 0.0
 
 
 def build_head(x_train: np.ndarray, n_classes: int, cfg: HeadConfig):

@@ -197,6 +197,8 @@ class CnnParams(_Strict):
     random_erasing: float = Field(0.0, ge=0.0, le=1.0,
                                   description="Probability of erasing a random patch (2-33% of the image) of a training image; 0 = off.")
     flip_tta: bool = Field(False, description="Predict each image as the mean of it and its left-right mirror image.")
+    precision: Literal["float32", "mixed_bfloat16"] = Field(
+        "float32", description="mixed_bfloat16 computes in bfloat16 (fast only on CPUs with AVX512-BF16/AMX or GPUs).")
 
     @field_validator("filters")
     @classmethod

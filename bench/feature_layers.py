@@ -1,0 +1,77 @@
+"""Which MobileNet-0.25 feature map makes the best head? The evidence behind bottleneck.layer/grid.
+
+    KERAS_HOME=../shared/keras python bench/feature_layers.py [--configs output:1 conv_pw_5_relu:6 ...]
+
+Needs `dvc repro` to have run the split stage (reads data/split). Trains the head of params.yaml
+(train.head) on the features of the train sources (no augmented variants, to keep it quick),
+early-stopped on val, scored on the official test set. One row per layer:grid, written to
+bench/out/feature_layers.json and printed as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DEFAULT_CONFIGS = ["output:1", "output:3", "conv_pw_11_relu:6", "conv_pw_9_relu:6", "conv_pw_6_relu:6",
+                   "conv_pw_5_relu:6", "conv_pw_5_relu:4", "conv_pw_3_relu:6"]
+
+
+def features(extractor, images: np.ndarray) -> np.ndarray:
+    from tqdm import tqdm
+
+    out = np.empty((len(images), extractor.dim), np.float32)
+    for s in tqdm(range(0, len(images), extractor.batch_size), desc="features", unit="batch", leave=False):
+        out[s:s + extractor.batch_size] = extractor(np.asarray(images[s:s + extractor.batch_size]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="layer:grid; layer 'output' = the last")
+    args = parser.parse_args()
+
+    from imgclf.backbones import FeatureExtractor
+    from imgclf.head import HeadConfig, train_head
+    from imgclf.manifest import load_set
+    from imgclf.params import load_params
+
+    params = load_params("params.yaml")
+    p, h = params.bottleneck, params.train.head
+    data = load_set("data/split", mmap=True)
+    split, y = data.manifest["split"].to_numpy(), data.manifest["label"].to_numpy()
+    rows = []
+    for config in args.configs:
+        layer, grid = config.split(":")
+        ex = FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size,
+                              layer=None if layer == "output" else layer, grid=int(grid))
+        start = time.perf_counter()
+        x = features(ex, data.images)
+        seconds_features = time.perf_counter() - start
+        tr, va, te = (split == "train"), (split == "val"), (split == "test")
+        model, summary = train_head(x[tr], y[tr], x[va], y[va], len(data.class_names()),
+                                    HeadConfig(seed=params.train.seed, **h.model_dump()), verbose=0)
+        acc = float((model.predict(x[te], batch_size=1024, verbose=0).argmax(1) == y[te]).mean())
+        rows.append({"layer": layer, "grid": int(grid), "dim": ex.dim, "val_accuracy": summary["best_val_accuracy"],
+                     "test_accuracy": round(acc, 4), "feature_seconds": round(seconds_features, 1),
+                     "train_seconds": summary["train_seconds"]})
+        print(json.dumps(rows[-1]), flush=True)
+    out = Path("bench/out/feature_layers.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    print("| layer | grid | dims | val accuracy | test accuracy | features (s) | head training (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['layer']} | {r['grid']} | {r['dim']} | {r['val_accuracy']:.4f} | {r['test_accuracy']:.4f} | "
+              f"{r['feature_seconds']} | {r['train_seconds']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The CNN's training-only augmentation and its built-in flip test-time augmentation."""
+
+import keras
+import numpy as np
+import pytest
+
+from imgclf.cnn import CnnConfig, build_cnn, train_cnn
+from tests.conftest import synthetic_images
+
+
+def _cfg(**kw) -> CnnConfig:
+    base = dict(seed=3, filters=[4, 8], dense_units=16, dropout=0.2, learning_rate=0.01, weight_decay=0.02,
+                label_smoothing=0.1, batch_size=32, epochs=1, random_erasing=0.5, flip_tta=True)
+    return CnnConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (20, 24, 3)])
+def test_flip_tta_is_the_mean_of_the_image_and_its_mirror(shape):
+    _, inference = build_cnn(shape, 10, _cfg())
+    trunk = inference.get_layer("cnn_trunk")
+    x = np.random.default_rng(0).integers(0, 256, (6, *shape), dtype=np.uint8)
+    scaled = x.astype("float32").reshape(6, shape[0], shape[1], -1) / 255.0
+    expected = (trunk.predict(scaled, verbose=0) + trunk.predict(scaled[:, :, ::-1].copy(), verbose=0)) / 2
+    np.testing.assert_allclose(inference.predict(x, verbose=0), expected, atol=1e-6)
+    # An asymmetric image is not its own mirror: the two halves of the vote differ.
+    assert not np.allclose(trunk.predict(scaled, verbose=0), trunk.predict(scaled[:, :, ::-1].copy(), verbose=0))
+
+
+def test_random_erasing_only_in_training():
+    training, _ = build_cnn((28, 28), 10, _cfg())
+    erasing = training.get_layer("random_erasing")
+    x = np.full((64, 28, 28, 1), 0.5, np.float32)
+    np.testing.assert_array_equal(np.asarray(erasing(x, training=False)), x)
+    erased = np.asarray(erasing(x, training=True))
+    touched = (np.abs(erased - x) > 1e-6).any(axis=(1, 2, 3))
+    assert 0 < touched.sum() < 64  # some images, not all (p = 0.5)
+
+
+def test_trained_cnn_is_deterministic_and_saves_in_safe_mode(tmp_path):
+    images, labels = synthetic_images(200, 0)
+    runs = [train_cnn(images[:160], labels[:160], images[160:], labels[160:], 10, _cfg(), verbose=0)
+            for _ in range(2)]
+    (a, summary), (b, _) = runs
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    path = tmp_path / "cnn.keras"
+    a.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded.predict(images[160:], verbose=0), a.predict(images[160:], verbose=0))
+    assert summary["parameters"] == a.count_params()
