@@ -118,7 +118,7 @@ def test_cache_cli_show_and_prune(tmp_path):
     from imgclf.hashing import image_sha256
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["bottleneck"].update(weights=None, image_size=32, batch_size=16)
+    params["bottleneck"].update(weights=None, image_size=32, batch_size=16, layer=None, grid=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     current = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
     old = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 40, "linear", batch_size=16)

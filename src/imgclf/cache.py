@@ -44,7 +44,8 @@ def show(store: FeatureStore, current: str | None = None) -> str:
         mark = "  (current params)" if r["namespace"] == current else ""
         lines.append(f"  {r['namespace']}  {r['vectors']:>8} vectors x {r['dim']}-d  {_mib(r['bytes']):>10}  "
                      f"{spec.get('backbone')} {spec.get('backbone_args')} {spec.get('weights')} "
-                     f"{spec.get('image_size')}px {spec.get('resize')} {spec.get('layer', 'output')}/grid {spec.get('grid', 1)}  created "
+                     f"{spec.get('image_size')}px {spec.get('resize')} "
+                     f"{spec.get('layer', 'output')}/grid {spec.get('grid', 1)}  created "
                      f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created']))}{mark}")
     return "\n".join(lines)
 

@@ -195,7 +195,7 @@ class CnnParams(_Strict):
     batch_size: int = Field(128, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(8, ge=1, le=1000, description="Epochs (the schedule spans all of them; best val-loss weights kept).")
     random_erasing: float = Field(0.0, ge=0.0, le=1.0,
-                                  description="Probability of erasing a random patch (2-33% of the image) of a training image; 0 = off.")
+                                  description="Probability of replacing a random rectangle of a training image with noise (Keras RandomErasing); 0 = off.")
     flip_tta: bool = Field(False, description="Predict each image as the mean of it and its left-right mirror image.")
     precision: Literal["float32", "mixed_bfloat16"] = Field(
         "float32", description="mixed_bfloat16 computes in bfloat16 (fast only on CPUs with AVX512-BF16/AMX or GPUs).")
