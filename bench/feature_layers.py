@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="layer:grid; layer 'output' = the last")
     args = parser.parse_args()
 
-    from imgclf.backbones import FeatureExtractor
+    from imgclf.backbones import extractor_for
     from imgclf.head import HeadConfig, train_head
     from imgclf.manifest import load_set
     from imgclf.params import load_params
@@ -47,15 +47,14 @@ def main() -> None:
     p, h = params.bottleneck, params.train.head
     data = load_set("data/split", mmap=True)
     split, y = data.manifest["split"].to_numpy(), data.manifest["label"].to_numpy()
+    tr, va, te = (split == "train"), (split == "val"), (split == "test")
     rows = []
     for config in args.configs:
         layer, grid = config.split(":")
-        ex = FeatureExtractor(p.backbone, p.backbone_args, p.weights, p.image_size, p.resize, p.batch_size,
-                              layer=None if layer == "output" else layer, grid=int(grid))
+        ex = extractor_for(p.model_copy(update={"layer": None if layer == "output" else layer, "grid": int(grid)}))
         start = time.perf_counter()
         x = features(ex, data.images)
         seconds_features = time.perf_counter() - start
-        tr, va, te = (split == "train"), (split == "val"), (split == "test")
         model, summary = train_head(x[tr], y[tr], x[va], y[va], len(data.class_names()),
                                     HeadConfig(seed=params.train.seed, **h.model_dump()), verbose=0)
         acc = float((model.predict(x[te], batch_size=1024, verbose=0).argmax(1) == y[te]).mean())
