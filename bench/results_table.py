@@ -46,10 +46,16 @@ def augmentation(params: dict) -> str:
     """Offline (the augment stage's multiplier) plus what the CNN adds in training and prediction."""
     parts = [f"offline x{params.get('augment.multiplier')}"]
     if params.get("train.model") == "cnn":
+        online = ["flip" if params.get("train.cnn.online_flip") else "",
+                  f"shift ±{params['train.cnn.online_shift_px']} px" if params.get("train.cnn.online_shift_px") else ""]
+        if any(online):
+            parts.append("online " + " + ".join(o for o in online if o))
         if params.get("train.cnn.random_erasing"):
             parts.append(f"erasing p={params['train.cnn.random_erasing']}")
-        if params.get("train.cnn.flip_tta"):
-            parts.append("flip TTA")
+        tta = (["flip"] if params.get("train.cnn.flip_tta") else []) + \
+            ([f"±{params['train.cnn.tta_shift_px']} px shifts"] if params.get("train.cnn.tta_shift_px") else [])
+        if tta:
+            parts.append(" + ".join(tta) + " TTA")
     return ", ".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""The CNN's training-only augmentation and its built-in flip test-time augmentation."""
+"""The CNN's training-only augmentation and its built-in test-time augmentation."""
 
 import keras
 import numpy as np
@@ -10,13 +10,35 @@ from tests.conftest import synthetic_images
 
 def _cfg(**kw) -> CnnConfig:
     base = dict(seed=3, filters=[4, 8], dense_units=16, dropout=0.2, learning_rate=0.01, weight_decay=0.02,
-                label_smoothing=0.1, batch_size=32, epochs=1, random_erasing=0.5, flip_tta=True)
+                label_smoothing=0.1, batch_size=32, epochs=1, random_erasing=0.5, flip_tta=True,
+                online_flip=True, online_shift_px=2, tta_shift_px=1)
     return CnnConfig(**{**base, **kw})
+
+
+def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(N, H, W, C) moved down dy and right dx pixels, zero filled."""
+    out = np.zeros_like(a)
+    h, w = a.shape[1:3]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        a[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (20, 24, 3)])
+def test_shift_tta_averages_ten_views(shape):
+    _, inference = build_cnn(shape, 10, _cfg(tta_shift_px=2))
+    trunk = inference.get_layer("cnn_trunk")
+    x = np.random.default_rng(1).integers(0, 256, (5, *shape), dtype=np.uint8)
+    scaled = x.astype("float32").reshape(5, shape[0], shape[1], -1) / 255.0
+    views = [_shift(base, dy, dx) for base in (scaled, scaled[:, :, ::-1])
+             for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))]
+    expected = np.mean([trunk.predict(v, verbose=0) for v in views], axis=0)
+    np.testing.assert_allclose(inference.predict(x, verbose=0), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (20, 24, 3)])
 def test_flip_tta_is_the_mean_of_the_image_and_its_mirror(shape):
-    _, inference = build_cnn(shape, 10, _cfg())
+    _, inference = build_cnn(shape, 10, _cfg(tta_shift_px=0))
     trunk = inference.get_layer("cnn_trunk")
     x = np.random.default_rng(0).integers(0, 256, (6, *shape), dtype=np.uint8)
     scaled = x.astype("float32").reshape(6, shape[0], shape[1], -1) / 255.0
@@ -36,9 +58,31 @@ def test_random_erasing_only_in_training():
     assert 0 < touched.sum() < 64  # some images, not all (p = 0.5)
 
 
-def test_trained_cnn_is_deterministic_and_saves_in_safe_mode(tmp_path):
+def test_online_augmentation_makes_whole_pixel_shifts_and_mirrors_only_in_training():
+    training, _ = build_cnn((28, 28), 10, _cfg(online_shift_px=2))
+    x = np.random.default_rng(2).random((64, 28, 28, 1)).astype("float32")
+    for name in ("online_flip", "online_shift"):
+        np.testing.assert_array_equal(np.asarray(training.get_layer(name)(x, training=False)), x)
+    flipped = np.asarray(training.get_layer("online_flip")(x, training=True))
+    mirrored = np.array([np.array_equal(f, a[:, ::-1]) for f, a in zip(flipped, x)])
+    assert all(np.array_equal(f, a) or m for f, a, m in zip(flipped, x, mirrored))
+    assert 0 < mirrored.sum() < 64
+    moved = np.asarray(training.get_layer("online_shift")(x, training=True))
+    offsets = []
+    for m, a in zip(moved, x):
+        # Every output is the input moved by whole pixels within ±2, zero filled: no blur.
+        match = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(m, _shift(a[None], dy, dx)[0])]
+        assert match, "online shift is not a whole-pixel, zero-filled shift within ±2 px"
+        offsets.append(match[0])
+    assert len(set(offsets)) > 5
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_trained_cnn_is_deterministic_and_saves_in_safe_mode(tmp_path, optimizer):
     images, labels = synthetic_images(200, 0)
-    runs = [train_cnn(images[:160], labels[:160], images[160:], labels[160:], 10, _cfg(), verbose=0)
+    cfg = _cfg(optimizer=optimizer, learning_rate=0.05 if optimizer == "sgd" else 0.01)
+    runs = [train_cnn(images[:160], labels[:160], images[160:], labels[160:], 10, cfg, verbose=0)
             for _ in range(2)]
     (a, summary), (b, _) = runs
     for wa, wb in zip(a.get_weights(), b.get_weights()):

@@ -16,7 +16,8 @@ def _entry(rev, params, evaluate, train, name=None):
 
 def test_table_rows_carry_the_exact_arguments_and_metrics():
     base = {"augment": {"multiplier": 2}, "train": {"model": "head", "cnn": {"random_erasing": 0.5, "flip_tta": True}}}
-    cnn = {"augment": {"multiplier": 4}, "train": {"model": "cnn", "cnn": {"random_erasing": 0.5, "flip_tta": True}}}
+    cnn = {"augment": {"multiplier": 4}, "train": {"model": "cnn", "cnn": {
+        "random_erasing": 0.5, "flip_tta": True, "online_flip": True, "online_shift_px": 3, "tta_shift_px": 1}}}
     ev = lambda acc: {"test": {"accuracy": acc, "macro_f1": acc - 0.01, "f1": {"shirt": 0.8}}}  # noqa: E731
     head = _entry("a" * 40, base, ev(0.925), {"parameters": 1189899, "train_seconds": 160.2})
     head["experiments"] = [{"revs": [_entry("b" * 40, cnn, ev(0.9512), {"parameters": 586282, "train_seconds": 1400.0},
@@ -24,5 +25,7 @@ def test_table_rows_carry_the_exact_arguments_and_metrics():
     lines = results_table.table([{"rev": "workspace"}, head]).splitlines()
     assert len(lines) == 4
     assert "| baseline (HEAD) | aaaaaaa | head | 1189899 | (as committed) | offline x2 | 0.9250 |" in lines[2]
-    assert "| cnn-x4 | aaaaaaa | cnn | 586282 | -S augment.multiplier=4 -S train.model=cnn |" in lines[3]
-    assert "offline x4, erasing p=0.5, flip TTA | 0.9512 | 0.9412 | 0.8000 | 1400.0 |" in lines[3]
+    assert ("| cnn-x4 | aaaaaaa | cnn | 586282 | -S augment.multiplier=4 -S train.cnn.online_flip=True "
+            "-S train.cnn.online_shift_px=3 -S train.cnn.tta_shift_px=1 -S train.model=cnn |") in lines[3]
+    assert ("offline x4, online flip + shift ±3 px, erasing p=0.5, flip + ±1 px shifts TTA | 0.9512 | 0.9412 | "
+            "0.8000 | 1400.0 |") in lines[3]

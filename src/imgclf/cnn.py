@@ -36,6 +36,10 @@ class CnnConfig:
     random_erasing: float = 0.0
     flip_tta: bool = False
     precision: str = "float32"
+    online_flip: bool = False
+    online_shift_px: int = 0
+    tta_shift_px: int = 0
+    optimizer: str = "adamw"
 
 
 def _scaled(inputs, input_shape):
@@ -84,6 +88,30 @@ def mirror(x, width: int):
     return layers.Permute((1, 3, 2), name="width_back")(flipped)
 
 
+def shifted(x, dy: int, dx: int, name: str):
+    """x moved down by dy and right by dx pixels (negative: up/left), zero filled: a pad and a
+    crop, plain layers that load in safe mode."""
+    from keras import layers
+
+    pad = ((max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0)))
+    crop = ((max(-dy, 0), max(dy, 0)), (max(-dx, 0), max(dx, 0)))
+    return layers.Cropping2D(crop, name=f"{name}_crop")(layers.ZeroPadding2D(pad, name=f"{name}_pad")(x))
+
+
+def tta_views(x, shape: tuple[int, int, int], *, flip: bool, shift_px: int) -> list:
+    """The test-time views whose predictions are averaged: the image, its mirror (flip), and each
+    of them moved by shift_px up, down, left and right. A shift the model was trained on is a
+    different sample of the same object; averaging several is a free ensemble."""
+    bases = [("id", x)] + ([("mirror", mirror(x, shape[1]))] if flip else [])
+    views = [v for _, v in bases]
+    if shift_px > 0:
+        s = shift_px
+        for tag, base in bases:
+            for dy, dx, where in ((-s, 0, "up"), (s, 0, "down"), (0, -s, "left"), (0, s, "right")):
+                views.append(shifted(base, dy, dx, name=f"tta_{tag}_{where}"))
+    return views
+
+
 def build_cnn(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
     """Returns (training model, inference model); both share the trunk's weights."""
     import keras
@@ -94,6 +122,15 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
 
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
     x = _scaled(inputs, input_shape)
+    # Fresh variants every epoch, on top of the offline ones: a fixed set of copies seen a dozen
+    # times gets memorised, new shifts and mirrors do not. Integer shifts (nearest), zero fill,
+    # as the offline Affine does, so no blur the test images never have.
+    if cfg.online_flip:
+        x = layers.RandomFlip("horizontal", seed=cfg.seed + 3, name="online_flip")(x)
+    if cfg.online_shift_px > 0:
+        fy, fx = cfg.online_shift_px / shape[0], cfg.online_shift_px / shape[1]
+        x = layers.RandomTranslation((-fy, fy), (-fx, fx), fill_mode="constant", fill_value=0.0,
+                                     interpolation="nearest", seed=cfg.seed + 4, name="online_shift")(x)
     if cfg.random_erasing > 0:
         # Only active in training. fill_value None: noise, not a black patch that looks like background.
         x = layers.RandomErasing(factor=(cfg.random_erasing, cfg.random_erasing), value_range=(0, 1),
@@ -102,10 +139,8 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
 
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
     x = _scaled(inputs, input_shape)
-    if cfg.flip_tta:
-        outputs = layers.Average(name="flip_tta")([trunk(x), trunk(mirror(x, shape[1]))])
-    else:
-        outputs = trunk(x)
+    views = tta_views(x, shape, flip=cfg.flip_tta, shift_px=cfg.tta_shift_px)
+    outputs = layers.Average(name="tta")([trunk(v) for v in views]) if len(views) > 1 else trunk(x)
     return training_model, keras.Model(inputs, outputs, name="cnn")
 
 
@@ -125,7 +160,12 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     steps = math.ceil(len(x_train) / cfg.batch_size) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate, warmup_steps=steps // 10)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+    if cfg.optimizer == "sgd":
+        # The classic recipe for batch-normed CNNs: Nesterov momentum, decay as in L2 (lr * wd per step).
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"])
     one_hot = lambda y: keras.utils.to_categorical(y, n_classes)  # noqa: E731

@@ -189,8 +189,9 @@ class CnnParams(_Strict):
                                description="Filters of each conv block (two 3x3 convs + 2x2 max-pool per block).")
     dense_units: int = Field(256, ge=1, le=8192, description="Width of the dense layer before the classifier.")
     dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout before and after the dense layer.")
-    learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="Peak AdamW learning rate (warm-up, then cosine decay).")
-    weight_decay: float = Field(1e-4, ge=0.0, le=1.0, description="AdamW weight decay.")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw, or sgd (Nesterov momentum 0.9).")
+    learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="Peak learning rate (warm-up, then cosine decay).")
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0, description="Decoupled weight decay: weights shrink by lr * weight_decay per step.")
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     batch_size: int = Field(128, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(8, ge=1, le=1000, description="Epochs (the schedule spans all of them; best val-loss weights kept).")
@@ -199,6 +200,11 @@ class CnnParams(_Strict):
     flip_tta: bool = Field(False, description="Predict each image as the mean of it and its left-right mirror image.")
     precision: Literal["float32", "mixed_bfloat16"] = Field(
         "float32", description="mixed_bfloat16 computes in bfloat16 (fast only on CPUs with AVX512-BF16/AMX or GPUs).")
+    online_flip: bool = Field(False, description="Mirror half the training images afresh every epoch (on top of the offline variants).")
+    online_shift_px: int = Field(0, ge=0, le=8,
+                                 description="Shift training images by up to this many pixels afresh every epoch, zero filled; 0 = off.")
+    tta_shift_px: int = Field(0, ge=0, le=8,
+                              description="Also average the predictions of each test view moved this many pixels up, down, left and right; 0 = off.")
 
     @field_validator("filters")
     @classmethod

@@ -1,0 +1,87 @@
+"""How much each test-time view adds, for a trained CNN: test accuracy of its trunk alone, with
+the mirror image, with 1 or 2 px shifts, and with both, without retraining anything.
+
+    python bench/tta_views.py cnn-online-e20          # an experiment name, a commit, or HEAD
+
+The model is read from the DVC cache through the revision's dvc.lock, the official test set from
+data/split (the split is the same for every experiment that leaves split.* alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from imgclf import paths
+from imgclf.cnn import tta_views
+from imgclf.manifest import load_set
+
+VIEWS = {"image only": (False, 0), "+ mirror": (True, 0), "+ 1 px shifts": (False, 1),
+         "+ mirror + 1 px shifts": (True, 1), "+ mirror + 2 px shifts": (True, 2)}
+
+
+def resolve(rev: str) -> str:
+    """An experiment name (refs/exps/.../NAME) or any git revision -> commit."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+    named = [line.split()[0] for line in refs if line.endswith(f"/{rev}")]
+    if named:
+        return named[0]
+    return subprocess.run(["git", "rev-parse", rev], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def model_in_cache(commit: str) -> Path:
+    lock = yaml.safe_load(subprocess.run(["git", "show", f"{commit}:dvc.lock"], capture_output=True,
+                                         text=True, check=True).stdout)
+    outs = {o["path"]: o["md5"] for o in lock["stages"]["train"]["outs"] if "md5" in o}
+    md5 = outs[str(paths.MODEL)]
+    path = Path(".dvc/cache/files/md5") / md5[:2] / md5[2:]
+    if not path.exists():
+        raise SystemExit(f"{paths.MODEL} of {commit[:7]} ({md5}) is not in the local DVC cache")
+    return path
+
+
+def main() -> None:
+    import keras
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("rev", help="experiment name or git revision of a train.model=cnn run")
+    args = ap.parse_args()
+    commit = resolve(args.rev)
+    path = model_in_cache(commit)
+    model = keras.models.load_model(_as_keras(path), safe_mode=True)
+    trunk = model.get_layer("cnn_trunk")
+    data = load_set(paths.SPLIT, mmap=True)
+    test = (data.manifest["split"] == "test").to_numpy()
+    x, y = np.asarray(data.images[test]), data.manifest["label"].to_numpy()[test]
+    shape = (*x.shape[1:3], x.shape[3] if x.ndim == 4 else 1)
+    print(f"{args.rev} ({commit[:7]}): test accuracy on {len(y)} official test images by views averaged")
+    for name, (flip, shift) in VIEWS.items():
+        inputs = keras.Input(shape=x.shape[1:], dtype="uint8")
+        scaled = keras.layers.Rescaling(1 / 255.0)(inputs)
+        if x.ndim == 3:
+            scaled = keras.layers.Reshape(shape)(scaled)
+        views = tta_views(scaled, shape, flip=flip, shift_px=shift)
+        out = keras.layers.Average()([trunk(v) for v in views]) if len(views) > 1 else trunk(scaled)
+        start = time.perf_counter()
+        pred = np.argmax(keras.Model(inputs, out).predict(x, batch_size=1024, verbose=0), axis=1)
+        print(f"  {name:<24} {len(views):>2} views  accuracy {np.mean(pred == y):.4f}  "
+              f"({len(y) / (time.perf_counter() - start):,.0f} images/s)")
+
+
+def _as_keras(path: Path) -> Path:
+    """Keras picks the format by extension; the cache file has none, so link it under one."""
+    import tempfile
+
+    link = Path(tempfile.mkdtemp()) / "model.keras"
+    link.symlink_to(path.resolve())
+    return link
+
+
+if __name__ == "__main__":
+    main()
