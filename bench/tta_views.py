@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from imgclf import paths
-from imgclf.cnn import tta_views
+from imgclf.cnn import _scaled, tta_views
 from imgclf.manifest import load_set
 
 VIEWS = {"image only": (False, 0), "+ mirror": (True, 0), "+ 1 px shifts": (False, 1),
@@ -63,9 +63,7 @@ def main() -> None:
     print(f"{args.rev} ({commit[:7]}): test accuracy on {len(y)} official test images by views averaged")
     for name, (flip, shift) in VIEWS.items():
         inputs = keras.Input(shape=x.shape[1:], dtype="uint8")
-        scaled = keras.layers.Rescaling(1 / 255.0)(inputs)
-        if x.ndim == 3:
-            scaled = keras.layers.Reshape(shape)(scaled)
+        scaled = _scaled(inputs, x.shape[1:])
         views = tta_views(scaled, shape, flip=flip, shift_px=shift)
         out = keras.layers.Average()([trunk(v) for v in views]) if len(views) > 1 else trunk(scaled)
         start = time.perf_counter()

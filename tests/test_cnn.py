@@ -24,12 +24,17 @@ def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+def _model_and_images(shape, n: int, seed: int, **cfg):
+    """(inference model, its trunk, n uint8 images, the same scaled to (n, H, W, C) floats)."""
+    _, inference = build_cnn(shape, 10, _cfg(**cfg))
+    x = np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)
+    scaled = x.astype("float32").reshape(n, shape[0], shape[1], -1) / 255.0
+    return inference, inference.get_layer("cnn_trunk"), x, scaled
+
+
 @pytest.mark.parametrize("shape", [(28, 28), (20, 24, 3)])
 def test_shift_tta_averages_ten_views(shape):
-    _, inference = build_cnn(shape, 10, _cfg(tta_shift_px=2))
-    trunk = inference.get_layer("cnn_trunk")
-    x = np.random.default_rng(1).integers(0, 256, (5, *shape), dtype=np.uint8)
-    scaled = x.astype("float32").reshape(5, shape[0], shape[1], -1) / 255.0
+    inference, trunk, x, scaled = _model_and_images(shape, 5, 1, tta_shift_px=2)
     views = [_shift(base, dy, dx) for base in (scaled, scaled[:, :, ::-1])
              for dy, dx in ((0, 0), (-2, 0), (2, 0), (0, -2), (0, 2))]
     expected = np.mean([trunk.predict(v, verbose=0) for v in views], axis=0)
@@ -38,10 +43,7 @@ def test_shift_tta_averages_ten_views(shape):
 
 @pytest.mark.parametrize("shape", [(28, 28), (20, 24, 3)])
 def test_flip_tta_is_the_mean_of_the_image_and_its_mirror(shape):
-    _, inference = build_cnn(shape, 10, _cfg(tta_shift_px=0))
-    trunk = inference.get_layer("cnn_trunk")
-    x = np.random.default_rng(0).integers(0, 256, (6, *shape), dtype=np.uint8)
-    scaled = x.astype("float32").reshape(6, shape[0], shape[1], -1) / 255.0
+    inference, trunk, x, scaled = _model_and_images(shape, 6, 0, tta_shift_px=0)
     expected = (trunk.predict(scaled, verbose=0) + trunk.predict(scaled[:, :, ::-1].copy(), verbose=0)) / 2
     np.testing.assert_allclose(inference.predict(x, verbose=0), expected, atol=1e-6)
     # An asymmetric image is not its own mirror: the two halves of the vote differ.
