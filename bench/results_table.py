@@ -4,7 +4,9 @@
 
 Rows: the committed baseline (HEAD) and every experiment of every commit
 (`dvc exp show --all-commits`), each with the commit it ran on and the exact `dvc exp run -S ...`
-arguments that differ from that commit's params.
+arguments that differ from that commit's params. Experiment refs live only in the clone that ran
+them (until `dvc exp push`), so rows already in the README whose experiment this clone does not
+have are kept as they are, after the rows this clone can regenerate.
 """
 
 from __future__ import annotations
@@ -87,6 +89,20 @@ def table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _key(line: str) -> tuple[str, str]:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return cells[0], cells[1] if len(cells) > 1 else ""
+
+
+def merge(text: str, old: str) -> str:
+    """text plus the experiment rows of old (a previous table) that text does not have. The old
+    baseline row is dropped: the baseline is always this clone's HEAD."""
+    have = {_key(line) for line in text.splitlines()[2:]}
+    kept = [line for line in old.splitlines()[2:]
+            if line.startswith("|") and _key(line)[0] != "baseline (HEAD)" and _key(line) not in have]
+    return "\n".join([text, *kept])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--readme", default="README.md")
@@ -94,11 +110,12 @@ def main() -> None:
     args = parser.parse_args()
     shown = subprocess.run([args.dvc, "exp", "show", "--all-commits", "--json"], capture_output=True,
                            text=True, check=True)
-    text = table(json.loads(shown.stdout))
     readme = Path(args.readme)
     body = readme.read_text()
     if START not in body or END not in body:
         raise SystemExit(f"{readme}: markers {START} / {END} not found")
+    old = body.split(START, 1)[1].split(END, 1)[0].strip()
+    text = merge(table(json.loads(shown.stdout)), old)
     readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), f"{START}\n{text}\n{END}", body, flags=re.S))
     print(text)
 

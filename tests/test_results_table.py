@@ -29,3 +29,13 @@ def test_table_rows_carry_the_exact_arguments_and_metrics():
             "-S train.cnn.online_shift_px=3 -S train.cnn.tta_shift_px=1 -S train.model=cnn |") in lines[3]
     assert ("offline x4, online flip + shift ±3 px, erasing p=0.5, flip + ±1 px shifts TTA | 0.9512 | 0.9412 | "
             "0.8000 | 1400.0 |") in lines[3]
+
+
+def test_rows_of_experiments_this_clone_lacks_are_kept_and_the_old_baseline_is_replaced():
+    header = "| experiment | commit | model |\n|---|---|---|"
+    old = "\n".join([header, "| baseline (HEAD) | 1111111 | head |", "| cnn-old | 2222222 | cnn |",
+                     "| cnn-new | 3333333 | cnn |"])
+    new = "\n".join([header, "| baseline (HEAD) | 4444444 | head |", "| cnn-new | 3333333 | cnn |"])
+    assert results_table.merge(new, old).splitlines() == [
+        *header.splitlines(), "| baseline (HEAD) | 4444444 | head |", "| cnn-new | 3333333 | cnn |",
+        "| cnn-old | 2222222 | cnn |"]
