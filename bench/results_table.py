@@ -112,11 +112,11 @@ def main() -> None:
                            text=True, check=True)
     readme = Path(args.readme)
     body = readme.read_text()
-    if START not in body or END not in body:
+    block = re.search(re.escape(START) + "(.*?)" + re.escape(END), body, flags=re.S)
+    if block is None:
         raise SystemExit(f"{readme}: markers {START} / {END} not found")
-    old = body.split(START, 1)[1].split(END, 1)[0].strip()
-    text = merge(table(json.loads(shown.stdout)), old)
-    readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), f"{START}\n{text}\n{END}", body, flags=re.S))
+    text = merge(table(json.loads(shown.stdout)), block.group(1).strip())
+    readme.write_text(f"{body[:block.start()]}{START}\n{text}\n{END}{body[block.end():]}")
     print(text)
 
 
