@@ -186,7 +186,10 @@ class HeadParams(_Strict):
 
 class CnnParams(_Strict):
     filters: list[int] = Field([32, 64, 128], min_length=1, max_length=4,
-                               description="Filters of each conv block (two 3x3 convs + 2x2 max-pool per block).")
+                               description="Filters of each conv block (two 3x3 convs and a 2x2 max-pool per block).")
+    block: Literal["conv-conv-pool", "conv-pool-conv"] = Field(
+        "conv-conv-pool", description="Order in a block: VGG's conv-conv-pool, or conv-pool-conv (the second conv at half "
+                                      "resolution: a quarter of its cost).")
     dense_units: int = Field(256, ge=1, le=8192, description="Width of the dense layer before the classifier.")
     dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout before and after the dense layer.")
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw, or sgd (Nesterov momentum 0.9).")
