@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.cnn import CnnConfig, build_cnn, train_cnn
+from imgclf.cnn import CnnConfig, build_cnn, native_bfloat16, train_cnn
 from tests.conftest import synthetic_images
 
 
@@ -94,3 +94,34 @@ def test_trained_cnn_is_deterministic_and_saves_in_safe_mode(tmp_path, optimizer
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(loaded.predict(images[160:], verbose=0), a.predict(images[160:], verbose=0))
     assert summary["parameters"] == a.count_params()
+
+
+def test_conv_pool_conv_runs_the_second_conv_of_each_block_at_half_resolution():
+    shapes = {}
+    for block in ("conv-conv-pool", "conv-pool-conv"):
+        trunk = build_cnn((28, 28), 10, _cfg(filters=[4, 8, 16], block=block))[1].get_layer("cnn_trunk")
+        shapes[block] = [(trunk.get_layer(f"conv{i}_0").output.shape[1], trunk.get_layer(f"conv{i}_1").output.shape[1])
+                         for i in range(3)]
+        params = shapes.setdefault("params", set())
+        params.add(trunk.count_params())
+    assert shapes["conv-conv-pool"] == [(28, 28), (14, 14), (7, 7)]
+    assert shapes["conv-pool-conv"] == [(28, 14), (14, 7), (7, 3)]
+    # Same weights either way (the flattened 3x3 map feeds the dense layer in both): only the cost differs.
+    assert len(shapes["params"]) == 1
+
+
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    assert native_bfloat16(cpuinfo) is False
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
+    assert native_bfloat16(cpuinfo) is True
+    assert native_bfloat16(tmp_path / "missing") is None
+
+
+def test_bfloat16_without_hardware_support_warns(monkeypatch):
+    monkeypatch.setattr("imgclf.cnn.native_bfloat16", lambda: False)
+    images, labels = synthetic_images(64, 0)
+    with pytest.warns(UserWarning, match="emulated"):
+        train_cnn(images[:48], labels[:48], images[48:], labels[48:], 10,
+                  _cfg(precision="mixed_bfloat16", tta_shift_px=0), verbose=0)
