@@ -7,6 +7,7 @@ import pytest
 
 from imgclf.backbones import FeatureExtractor
 from imgclf.bottleneck import compute_features, project_root
+from imgclf.cpu import simd_fingerprint
 from imgclf.feature_store import FeatureStore
 from tests.conftest import synthetic_images
 
@@ -79,6 +80,17 @@ def test_namespace_covers_every_vector_changing_setting(tiny_extractor):
     # Batch size is not part of it: padding makes vectors independent of it.
     same = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=8)
     assert same.namespace == tiny_extractor.namespace
+
+
+def test_a_cpu_with_other_vector_units_gets_its_own_namespace(tiny_extractor, monkeypatch, tmp_path):
+    # oneDNN's kernels differ by instruction set and round differently: vectors of an AMX machine
+    # restored from a shared cache would make this machine's outputs depend on the cache's history.
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    monkeypatch.setattr("imgclf.backbones.simd_fingerprint", lambda: simd_fingerprint(cpuinfo))
+    other = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
+    assert "amx_bf16" in other.spec["cpu"]
+    assert other.namespace != tiny_extractor.namespace
 
 
 def test_corrupt_entry_is_reported_and_recomputed(tiny_extractor, store):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.cnn import CnnConfig, build_cnn, native_bfloat16, train_cnn
+from imgclf.cnn import CnnConfig, build_cnn, train_cnn
 from tests.conftest import synthetic_images
 
 
@@ -108,15 +108,6 @@ def test_conv_pool_conv_runs_the_second_conv_of_each_block_at_half_resolution():
     assert shapes["conv-pool-conv"] == [(28, 14), (14, 7), (7, 3)]
     # Same weights either way (the flattened 3x3 map feeds the dense layer in both): only the cost differs.
     assert len(shapes["params"]) == 1
-
-
-def test_native_bfloat16_reads_the_cpu_flags(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
-    assert native_bfloat16(cpuinfo) is False
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
-    assert native_bfloat16(cpuinfo) is True
-    assert native_bfloat16(tmp_path / "missing") is None
 
 
 def test_bfloat16_without_hardware_support_warns(monkeypatch):

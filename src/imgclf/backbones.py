@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from imgclf.cpu import simd_fingerprint
+
 FORMAT_VERSION = 1  # bump when the way vectors are computed or stored changes
 
 
@@ -154,6 +156,7 @@ class FeatureExtractor:
             "dtype": "float32",
             "keras": keras.__version__,
             "tensorflow": tf.__version__,
+            "cpu": simd_fingerprint(),
         }
         self.namespace = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:16]
         spec = tf.TensorSpec((batch_size, image_size, image_size, 3), tf.float32)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.cpu import native_bfloat16
 from imgclf.training import fit, make_deterministic
 
 
@@ -42,18 +43,6 @@ class CnnConfig:
     tta_shift_px: int = 0
     optimizer: str = "adamw"
     block: str = "conv-conv-pool"
-
-
-def native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
-    """Whether the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); None if it cannot tell.
-    Without it oneDNN emulates bfloat16, and mixed_bfloat16 trains about 4x slower than float32
-    (README: "The CNN"), so a run that fitted in 30 minutes on one machine takes two hours on another."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return None
-    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _scaled(inputs, input_shape):
