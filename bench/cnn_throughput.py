@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from imgclf.cnn import CnnConfig, build_cnn, native_bfloat16
+from imgclf.cnn import CnnConfig, build_cnn_in_precision, native_bfloat16
 from imgclf.params import load_params
 
 
@@ -27,11 +27,7 @@ def measure(cfg: CnnConfig, batches: int) -> tuple[float, float]:
     """(images per second, CPU seconds per wall second) of model.fit on random data."""
     import keras
 
-    keras.mixed_precision.set_global_policy(cfg.precision)
-    try:
-        model, _ = build_cnn((28, 28), 10, cfg)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model, _ = build_cnn_in_precision((28, 28), 10, cfg)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
     n = cfg.batch_size * batches
     rng = np.random.default_rng(0)

@@ -151,6 +151,19 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
     return training_model, keras.Model(inputs, outputs, name="cnn")
 
 
+def build_cnn_in_precision(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
+    """build_cnn under cfg.precision. mixed_bfloat16: convolutions in bfloat16, weights in float32,
+    1.14x faster on CPUs with AVX512-BF16; the policy is recorded in the saved model, and the global
+    policy is reset afterwards so nothing built later inherits it."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    try:
+        return build_cnn(input_shape, n_classes, cfg)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
               n_classes: int, cfg: CnnConfig, *, live_dir: Path | str | None = None, verbose: int = 2):
     """Returns (inference model, summary); the weights of the best val-loss epoch are kept."""
@@ -160,13 +173,7 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     if cfg.precision == "mixed_bfloat16" and native_bfloat16() is False:
         warnings.warn("train.cnn.precision is mixed_bfloat16 but this CPU has no AVX512-BF16/AMX: bfloat16 is "
                       "emulated and training runs about 4x slower than with float32", stacklevel=2)
-    # mixed_bfloat16: convolutions in bfloat16, weights in float32. 1.14x faster on CPUs with
-    # AVX512-BF16; the policy is recorded in the saved model, and reset afterwards.
-    keras.mixed_precision.set_global_policy(cfg.precision)
-    try:
-        model, inference = build_cnn(tuple(x_train.shape[1:]), n_classes, cfg)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model, inference = build_cnn_in_precision(tuple(x_train.shape[1:]), n_classes, cfg)
     steps = math.ceil(len(x_train) / cfg.batch_size) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate, warmup_steps=steps // 10)
