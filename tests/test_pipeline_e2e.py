@@ -171,5 +171,7 @@ def test_exp_run_cnn_ensemble_is_evaluated_and_exported(repo):
     ev = _json(repo / "metrics" / "evaluate.json")
     assert ev["test"]["accuracy"] > 0.5, ev
     assert ev["export"]["agreement_with_pipeline_test"] == 1.0
+    # The CNN already reads raw images: what a consumer loads is what evaluate scored.
+    assert (repo / "models" / "classifier.keras").read_bytes() == (repo / "models" / "model.keras").read_bytes()
     info = _json(repo / "models" / "classifier.json")
     assert info["model"] == "cnn" and info["ensemble"] == 2
