@@ -1,0 +1,122 @@
+"""Would a soft vote over experiments already run beat the best of them? Answered from the
+classifiers DVC cached for each experiment, before anyone spends another half hour per member
+training an ensemble (`train.ensemble`).
+
+    python bench/vote_across_experiments.py cnn-w32-flip-e10 cnn-cpc-w48-e9 HEAD
+
+Each argument is an experiment name (`dvc exp show`) or any git revision whose dvc.lock has an
+evaluate stage; its `models/classifier.keras` is read from the local DVC cache. The models
+predict the official test images of the workspace's `data/augmented`, which must come from the
+same split as every revision's (checked by the split's hash in each dvc.lock). Prints each model's
+test accuracy, every combination's soft vote, and for each pair the test images both get wrong:
+errors that coincide are what no vote can fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+CLASSIFIER = "models/classifier.keras"
+
+
+def resolve(name: str, refs: str) -> str:
+    """Commit of an experiment name (from `git for-each-ref refs/exps` output) or of a git revision."""
+    hits = {line.split()[0] for line in refs.splitlines()
+            if line.split() and line.split()[-1].startswith("refs/exps/") and line.split()[-1].endswith("/" + name)}
+    if len(hits) > 1:
+        raise SystemExit(f"experiment name {name!r} is ambiguous: commits {sorted(hits)}; pass one of them")
+    if hits:
+        return hits.pop()
+    done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{name!r} is neither an experiment (dvc exp show) nor a git revision")
+    return done.stdout.strip()
+
+
+def split_hash(lock: dict, where: str) -> str:
+    """The md5 of data/split recorded in a dvc.lock: the test images every model is scored on."""
+    for out in (lock.get("stages", {}).get("split", {}) or {}).get("outs", []):
+        if out.get("path") == "data/split":
+            return out["md5"]
+    raise SystemExit(f"{where}: no split stage with an output data/split; run the pipeline there first")
+
+
+def votes(probs: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[tuple[str, ...], float]]:
+    """Test accuracy of each model alone and of every combination's soft vote (mean probabilities)."""
+    rows = []
+    for k in range(1, len(probs) + 1):
+        for names in itertools.combinations(probs, k):
+            mean = np.mean([probs[n] for n in names], axis=0)
+            rows.append((names, float((mean.argmax(axis=1) == y).mean())))
+    return rows
+
+
+def shared_errors(probs: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[str, str, int, int]]:
+    """(a, b, test images both get wrong, test images either gets wrong) for each pair."""
+    wrong = {n: p.argmax(axis=1) != y for n, p in probs.items()}
+    return [(a, b, int((wrong[a] & wrong[b]).sum()), int((wrong[a] | wrong[b]).sum()))
+            for a, b in itertools.combinations(probs, 2)]
+
+
+def _predict(rev: str, images: np.ndarray) -> np.ndarray:
+    import dvc.api
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "classifier.keras"  # Keras picks the format by the extension
+        with dvc.api.open(CLASSIFIER, rev=rev, mode="rb") as src:
+            path.write_bytes(src.read())
+        model = keras.models.load_model(path, safe_mode=True)
+        return model.predict(images, batch_size=1024, verbose=0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("experiments", nargs="+", help="experiment names or git revisions")
+    args = parser.parse_args(argv)
+
+    from imgclf import paths
+    from imgclf.manifest import load_set
+
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
+                          capture_output=True, text=True, check=True).stdout
+    revs = {name: resolve(name, refs) for name in args.experiments}
+    workspace = split_hash(yaml.safe_load(Path("dvc.lock").read_text()), "dvc.lock of the workspace")
+    for name, rev in revs.items():
+        lock = subprocess.run(["git", "show", f"{rev}:dvc.lock"], capture_output=True, text=True)
+        if lock.returncode:
+            raise SystemExit(f"{name} ({rev[:7]}): no dvc.lock in that commit")
+        if split_hash(yaml.safe_load(lock.stdout), f"dvc.lock of {name}") != workspace:
+            raise SystemExit(f"{name} ({rev[:7]}) was scored on another split than the workspace's data/split "
+                             f"({workspace}); `dvc exp apply` a run of the same split first")
+
+    data = load_set(paths.AUGMENTED, mmap=True)
+    mask = (data.manifest["split"] == "test").to_numpy()
+    images, y = np.asarray(data.images[mask]), data.manifest["label"].to_numpy()[mask]
+    probs = {}
+    for name, rev in revs.items():
+        probs[name] = _predict(rev, images)
+        print(f"{name} ({rev[:7]}): test accuracy {(probs[name].argmax(axis=1) == y).mean():.4f}", flush=True)
+
+    rows = votes(probs, y)
+    best_single = max(acc for names, acc in rows if len(names) == 1)
+    print(f"\nsoft votes on {len(y):,} test images (best single model {best_single:.4f}):")
+    for names, acc in rows:
+        if len(names) > 1:
+            print(f"  {acc:.4f} ({acc - best_single:+.4f})  {' + '.join(names)}")
+    print("\nerrors in common (both wrong / either wrong):")
+    for a, b, both, either in shared_errors(probs, y):
+        print(f"  {both:5d} / {either:5d}  {a} & {b}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
