@@ -19,20 +19,11 @@ import yaml
 
 from imgclf import paths
 from imgclf.cnn import _scaled, tta_views
+from imgclf.experiments import resolve
 from imgclf.manifest import load_set
 
 VIEWS = {"image only": (False, 0), "+ mirror": (True, 0), "+ 1 px shifts": (False, 1),
          "+ mirror + 1 px shifts": (True, 1), "+ mirror + 2 px shifts": (True, 2)}
-
-
-def resolve(rev: str) -> str:
-    """An experiment name (refs/exps/.../NAME) or any git revision -> commit."""
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
-                          capture_output=True, text=True, check=True).stdout.split("\n")
-    named = [line.split()[0] for line in refs if line.endswith(f"/{rev}")]
-    if named:
-        return named[0]
-    return subprocess.run(["git", "rev-parse", rev], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def model_in_cache(commit: str) -> Path:

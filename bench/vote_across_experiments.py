@@ -24,22 +24,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from imgclf.experiments import experiment_refs, resolve
+
 CLASSIFIER = "models/classifier.keras"
-
-
-def resolve(name: str, refs: str) -> str:
-    """Commit of an experiment name (from `git for-each-ref refs/exps` output) or of a git revision."""
-    hits = {line.split()[0] for line in refs.splitlines()
-            if line.split() and line.split()[-1].startswith("refs/exps/") and line.split()[-1].endswith("/" + name)}
-    if len(hits) > 1:
-        raise SystemExit(f"experiment name {name!r} is ambiguous: commits {sorted(hits)}; pass one of them")
-    if hits:
-        return hits.pop()
-    done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
-                          capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{name!r} is neither an experiment (dvc exp show) nor a git revision")
-    return done.stdout.strip()
 
 
 def split_hash(lock: dict, where: str) -> str:
@@ -87,8 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     from imgclf import paths
     from imgclf.manifest import load_set
 
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
-                          capture_output=True, text=True, check=True).stdout
+    refs = experiment_refs()
     revs = {name: resolve(name, refs) for name in args.experiments}
     workspace = split_hash(yaml.safe_load(Path("dvc.lock").read_text()), "dvc.lock of the workspace")
     for name, rev in revs.items():
@@ -108,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name} ({rev[:7]}): test accuracy {(probs[name].argmax(axis=1) == y).mean():.4f}", flush=True)
 
     rows = votes(probs, y)
-    best_single = max(acc for names, acc in rows if len(names) == 1)
+    best_single = max(acc for names, acc in rows if len(names) == 1)  # the accuracies printed above
     print(f"\nsoft votes on {len(y):,} test images (best single model {best_single:.4f}):")
     for names, acc in rows:
         if len(names) > 1:

@@ -1,10 +1,13 @@
-"""bench/vote_across_experiments.py: which experiment is which, and what a vote of them scores."""
+"""bench/vote_across_experiments.py and imgclf.experiments: which experiment is which, and what a vote of
+them scores."""
 
 import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from imgclf.experiments import resolve
 
 spec = importlib.util.spec_from_file_location(
     "vote_across_experiments", Path(__file__).parents[1] / "bench" / "vote_across_experiments.py")
@@ -19,18 +22,18 @@ REFS = "\n".join([
 
 
 def test_an_experiment_name_resolves_to_its_commit():
-    assert vote.resolve("cnn-w48-e6", REFS) == "b" * 40
+    assert resolve("cnn-w48-e6", REFS) == "b" * 40
 
 
 def test_a_name_that_is_only_a_suffix_of_another_does_not_match():
     with pytest.raises(SystemExit, match="'w48-e6' is neither an experiment"):
-        vote.resolve("w48-e6", REFS)
+        resolve("w48-e6", REFS)
 
 
 def test_a_name_used_on_two_commits_is_refused_with_both_commits():
     refs = REFS + f"\n{'d' * 40} refs/exps/fc/f10e66/cnn-w48-e6"
     with pytest.raises(SystemExit, match="ambiguous.*" + "b" * 40 + ".*" + "d" * 40):
-        vote.resolve("cnn-w48-e6", refs)
+        resolve("cnn-w48-e6", refs)
 
 
 def test_split_hash_is_read_from_the_split_stage_and_its_absence_named():
