@@ -1,18 +1,19 @@
-"""DVC stage `split`: official test stays test; train groups go to train/val by a stable hash.
-Also audits near-duplicates across splits (and, in `group` mode, keeps them on one side)."""
+"""DVC stage `split`: official test stays test; other groups go to train/val(/test) by a stable
+hash. Groups join a photo's copies by name, identical pixels and (in `group` mode) the
+near-duplicate audit, whose recall on the pipeline's own variants is measured on every run."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-from pathlib import Path
-
 from imgclf import fashion_mnist, image_folder, paths, stage
 from imgclf.atomic import write_json
-from imgclf.manifest import save_set
-from imgclf.near_duplicates import near_duplicates, spectral_hash
-from imgclf.previews import pairs_preview, save_png, split_preview
-from imgclf.split import assign_splits, near_duplicate_counts, split_summary
+from imgclf.audit import own_variant_recall, probe_variants
+from imgclf.manifest import DataError, save_set
+from imgclf.near_duplicates import AuditConfig, Pairs, near_duplicates
+from imgclf.previews import near_duplicate_preview, save_png, split_preview
+from imgclf.split import assign_splits, label_conflicts, near_duplicate_counts, split_summary
 
 
 def main(params):
@@ -27,45 +28,60 @@ def main(params):
         data = fashion_mnist.load(paths.RAW, d.train_limit, d.test_limit)
         data_report = {"images": len(data.images), "skipped_bad_images": 0, "ignored_non_image_files": 0,
                        "pre_split": True, "skipped": [], "ignored": []}
-    pairs = None
+    n = len(data.images)
+    pairs = Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
+    recall, probes, search_s = None, 0, 0.0
     if p.near_duplicates != "off":
         start = time.perf_counter()
-        pairs = near_duplicates(data.images, spectral_hash(data.images), np.arange(len(data.images)), None,
-                                p.near_duplicate_hash_bits, p.near_duplicate_max_rms)
+        variants, sources = probe_variants(data, [a.model_dump() for a in params.augment.augmenters],
+                                           params.augment.seed, p.audit_recall_pairs)
+        config = AuditConfig(max_shift=p.near_duplicate_max_shift, neighbours=p.near_duplicate_neighbours,
+                             max_rms=p.near_duplicate_max_rms)
+        pairs, probe = near_duplicates(data.images, config, queries=variants)
+        recall, probes = own_variant_recall(probe, sources), len(sources)
         search_s = time.perf_counter() - start
-    links = (pairs.a, pairs.b) if pairs is not None and p.near_duplicates == "group" else None
-    result = assign_splits(data, p.val_fraction, p.seed, links, test_fraction=p.test_fraction)
+    links = (pairs.a, pairs.b) if p.near_duplicates == "group" else None
+    result = assign_splits(data, p.val_fraction, p.seed, links, test_fraction=p.test_fraction,
+                           fail_on_label_conflict=p.near_duplicates == "group")
     stats, leakage = split_summary(result.manifest)
-    if pairs is not None:
-        leakage.update(near_duplicate_counts(result.manifest, pairs.a, pairs.b))
-        leakage.update({"near_duplicate_mode": p.near_duplicates,
-                        "near_duplicate_hash_bits": p.near_duplicate_hash_bits,
-                        "near_duplicate_max_rms": p.near_duplicate_max_rms,
-                        "near_duplicate_search_seconds": round(search_s, 1)})
-        split = result.manifest["split"].to_numpy()
-        cross = split[pairs.a] != split[pairs.b]
-        save_png(paths.PREVIEWS / "near_duplicates.png", pairs_preview(
-            result.images, result.manifest, pairs.a[cross], pairs.b[cross], pairs.rms[cross],
-            f"split: closest near-duplicate pairs across splits (rms <= {p.near_duplicate_max_rms:g})"))
-    else:
-        save_png(paths.PREVIEWS / "near_duplicates.png", pairs_preview(
-            result.images, result.manifest, np.empty(0, int), np.empty(0, int), np.empty(0),
-            "split: near-duplicate search is off"))
+    m = result.manifest
+    if stats["train_images"] == 0 or stats["val_images"] == 0:
+        raise DataError(f"{n} images form only {stats['groups']} groups of copies (by name, identical pixels and "
+                        f"near-duplicates), which leaves {stats['train_images']} train and {stats['val_images']} val "
+                        f"images; a split needs more distinct photos (or split.near_duplicates: report to keep "
+                        f"near-duplicates apart at the risk of a leak)")
+    official, labels, sha = (m[c].to_numpy() for c in ("official_split", "label", "sha256"))
+    in_test = (official[pairs.a] == "test") & (official[pairs.b] == "test") & (sha[pairs.a] != sha[pairs.b])
+    conflicting = labels[pairs.a] != labels[pairs.b]
+    ids = m["id"].to_numpy()
+    leakage.update(near_duplicate_counts(m, pairs.a, pairs.b))
+    leakage.update({
+        "near_duplicate_mode": p.near_duplicates,
+        "near_duplicate_pairs": len(pairs),
+        "near_duplicate_pairs_within_official_test": int(in_test.sum()),
+        "near_duplicate_pairs_conflicting_labels": int(conflicting.sum()),
+        "near_duplicate_pairs_conflicting_labels_list": [f"{ids[a]} ~ {ids[b]}" for a, b in
+                                                          zip(pairs.a[conflicting][:20], pairs.b[conflicting][:20])],
+        "groups_with_conflicting_labels_list": [", ".join(g) for g in label_conflicts(m)],
+        "audit_recall_own_variants": recall,
+        "audit_recall_pairs": probes,
+    })
     save_set(paths.SPLIT, result)
     write_json(paths.METRICS / "split.json", stats)
     write_json(paths.METRICS / "data.json", data_report)
     write_json(paths.METRICS / "leakage.json", leakage)
-    save_png(paths.PREVIEWS / "split_sources.png", split_preview(result.images, result.manifest))
-    near = ("" if pairs is None else
-            f"; near-duplicate pairs train-val {leakage['near_duplicate_pairs_train_val']}, "
-            f"train-test {leakage['near_duplicate_pairs_test_train']}, val-test "
-            f"{leakage['near_duplicate_pairs_test_val']} ({p.near_duplicates} mode, {search_s:.1f} s)")
+    save_png(paths.PREVIEWS / "split_sources.png", split_preview(result.images, m))
+    save_png(paths.PREVIEWS / "near_duplicates.png", near_duplicate_preview(result.images, m, pairs, in_test, p))
     print(f"split: {data_report['images']} images read, {data_report['skipped_bad_images']} bad files skipped, "
           f"{data_report['ignored_non_image_files']} non-image files ignored")
+    audit = ("near-duplicate search off" if p.near_duplicates == "off" else
+             f"{len(pairs)} near-duplicate pairs ({p.near_duplicates} mode), {int(in_test.sum())} within the "
+             f"official test set, audit recall on {probes} own variants {recall}, {search_s:.1f} s")
     print(f"split: {stats['train_images']} train, {stats['val_images']} val, {stats['test_images']} test, "
-          f"{stats['excluded_images']} excluded (grouped with a test image); "
-          f"{leakage['sources_in_more_than_one_split']} sources and "
-          f"{leakage['identical_images_across_splits']} identical images across splits" + near)
+          f"{stats['excluded_images']} excluded (grouped with a test image), {stats['groups']} groups; "
+          f"{leakage['sources_in_more_than_one_split']} sources, {leakage['identical_images_across_splits']} "
+          f"identical images and {leakage['near_duplicate_pairs_train_val'] + leakage['near_duplicate_pairs_test_train'] + leakage['near_duplicate_pairs_test_val']} "
+          f"near-duplicate pairs across splits; {audit}")
 
 
 if __name__ == "__main__":

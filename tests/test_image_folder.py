@@ -260,3 +260,108 @@ def test_archive_from_an_http_url(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _garment(rng, size=32):
+    blob = cv2.GaussianBlur(rng.uniform(0, 255, (size - 6, size - 6)).astype(np.float32), (0, 0), 2.0)
+    img = np.zeros((size, size, 3), np.uint8)
+    img[3:-3, 3:-3] = ((blob - blob.min()) / (np.ptp(blob) + 1e-6) * 200 + 30).astype(np.uint8)[..., None]
+    return img
+
+
+def test_nohash_names_group_mixed_extensions_nested_folders_and_underscored_stems(tmp_path):
+    """Copies are mirrored (never byte-identical), so only the name can group them here."""
+    rng = np.random.default_rng(0)
+    files = {  # path -> (photo, mirrored?)
+        "cat/cat1.jpg": (0, False), "cat/cat1_nohash_flip.png": (0, True),
+        "cat/2019/my_cat_2.png": (1, False), "cat/2019/my_cat_2_nohash_a_b.bmp": (1, True),
+        "cat/my_cat_2.png": (2, False),                       # same stem, other folder: another photo
+        "dog/rex.webp": (3, False), "dog/rex_nohash_.jpg": (3, True), "dog/rex_2.png": (4, False),
+    }
+    photos = [_garment(rng) for _ in range(5)]
+    for rel, (k, mirrored) in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = photos[k][:, ::-1] if mirrored else photos[k]
+        params = [cv2.IMWRITE_JPEG_QUALITY, 100] if path.suffix == ".jpg" else []
+        assert cv2.imwrite(str(path), np.ascontiguousarray(img), params)
+    data, _ = load(tmp_path, 32, "rgb", "fail")
+    source = dict(zip(data.manifest["id"], data.manifest["source_id"]))
+    assert source["cat/cat1.jpg"] == source["cat/cat1_nohash_flip.png"] == "cat/cat1"
+    assert source["cat/2019/my_cat_2.png"] == source["cat/2019/my_cat_2_nohash_a_b.bmp"] == "cat/2019/my_cat_2"
+    assert source["cat/my_cat_2.png"] == "cat/my_cat_2"
+    assert source["dog/rex.webp"] == source["dog/rex_nohash_.jpg"] == "dog/rex" != source["dog/rex_2.png"]
+    for seed in range(6):
+        out = assign_splits(data, 0.4, seed, test_fraction=0.3).manifest.set_index("id")
+        for a, b in (("cat/cat1.jpg", "cat/cat1_nohash_flip.png"), ("dog/rex.webp", "dog/rex_nohash_.jpg"),
+                     ("cat/2019/my_cat_2.png", "cat/2019/my_cat_2_nohash_a_b.bmp")):
+            assert out.loc[a, "split"] == out.loc[b, "split"]
+
+
+def test_nohash_names_group_across_pre_split_directories(tmp_path):
+    rng = np.random.default_rng(1)
+    for split in ("train", "val", "test"):
+        for cls in ("a", "b"):
+            for i in range(3):
+                (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(tmp_path / split / cls / f"{split}_{i}.png"), _garment(rng))
+    photo = _garment(rng)
+    cv2.imwrite(str(tmp_path / "test" / "a" / "shared.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    cv2.imwrite(str(tmp_path / "train" / "a" / "shared_nohash_m.png"), np.ascontiguousarray(photo[:, ::-1]))
+    cv2.imwrite(str(tmp_path / "val" / "a" / "shared_nohash_2.png"), np.ascontiguousarray(photo[:, ::-1]))
+    data, _ = load(tmp_path, 32, "rgb", "fail")
+    out = assign_splits(data, 0.2, 0).manifest.set_index("id")
+    assert out.loc["test/a/shared.jpg", "split"] == "test"
+    assert out.loc["train/a/shared_nohash_m.png", "split"] == out.loc["val/a/shared_nohash_2.png", "split"] == "excluded"
+
+
+def _split_stage_on(tmp_path, monkeypatch, images: dict[str, np.ndarray], **split):
+    """stages.split.main on a folder of images, in a scratch project directory."""
+    import stages.split
+    from imgclf.params import Params
+
+    for rel, img in images.items():
+        (tmp_path / "data/raw/images" / rel).parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / "data/raw/images" / rel), np.ascontiguousarray(img))
+    monkeypatch.chdir(tmp_path)
+    params = Params.model_validate({
+        "dataset": {"kind": "image_folder", "source": "x", "image_size": 32},
+        "download": {"sources": ["x"], "files": {"a": "0" * 64}},
+        "split": {"val_fraction": 0.2, "test_fraction": 0.2, "audit_recall_pairs": 100, **split},
+        "augment": {"augmenters": [{"name": "Fliplr", "args": {"p": 0.5}}]}}, strict=False)
+    stages.split.main(params)
+    import json
+    return json.loads((tmp_path / "metrics/leakage.json").read_text())
+
+
+def test_a_folder_of_unmarked_copies_splits_with_every_copy_beside_its_original(tmp_path, monkeypatch):
+    """Every photo has one copy with no name marker (mirrored, shifted or re-exposed): the
+    near-duplicate audit groups each with its original, so no pair straddles."""
+    rng = np.random.default_rng(2)
+    images = {}
+    for i in range(40):
+        photo = _garment(rng)
+        copy = [photo[:, ::-1], np.roll(photo, 2, axis=1), np.clip(photo.astype(int) + 20, 0, 255)][i % 3]
+        images[f"{'ab'[i % 2]}/p{i}.png"] = photo
+        images[f"{'ab'[i % 2]}/copy_of_p{i}.png"] = np.asarray(copy, np.uint8)
+    leak = _split_stage_on(tmp_path, monkeypatch, images)
+    from imgclf.manifest import load_set
+    m = load_set(tmp_path / "data/split").manifest.set_index("id")
+    for i in range(40):
+        cls = "ab"[i % 2]
+        assert m.loc[f"{cls}/p{i}.png", "split"] == m.loc[f"{cls}/copy_of_p{i}.png", "split"]
+    assert leak["near_duplicate_pairs"] >= 40 and leak["audit_recall_own_variants"] == 1.0
+    assert leak["near_duplicate_pairs_train_val"] == leak["near_duplicate_pairs_test_train"] == 0
+
+
+def test_a_folder_that_is_one_photo_many_times_is_a_clear_error(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    photos = {"a": _garment(rng), "b": _garment(rng)}            # each class: one photo, shifted copies
+    images = {f"{c}/p{i}.png": np.roll(photos[c], i % 3, axis=1) for i in range(12) for c in "ab"}
+    from imgclf.manifest import DataError
+    with pytest.raises(DataError, match=r"24 images form only 2 groups of copies .* leaves \d+ train and \d+ val"):
+        _split_stage_on(tmp_path / "two", monkeypatch, images)
+    # the same photo in both classes: refused, naming the files
+    images = {f"{'ab'[i % 2]}/p{i}.png": np.roll(photos["a"], i % 3, axis=1) for i in range(12)}
+    with pytest.raises(DataError, match=r"carry different labels.*\n  a/p0.png \(a\), a/p6.png \(a\), b/p3.png \(b\)"):
+        _split_stage_on(tmp_path / "mixed", monkeypatch, images)

@@ -1,87 +1,173 @@
-"""Near-duplicates: shifted and re-exposed copies are found, grouped, kept on one side."""
+"""Near-duplicates: copies made the way users make them are found, grouped and kept on one side;
+unrelated images are not; the recall measured on the pipeline's own variants can fail."""
 
 import cv2
 import numpy as np
 import pytest
 
-from imgclf.manifest import SPLITS
-from imgclf.near_duplicates import aligned_rms, candidate_pairs, near_duplicates, spectral_hash
-from imgclf.split import assign_splits, near_duplicate_counts
+from imgclf.audit import own_variant_recall, probe_variants
+from imgclf.near_duplicates import (AuditConfig, copy_descriptors, near_duplicates, neighbour_pairs,
+                                    overlap_keys, overlap_pairs)
+from imgclf.split import LabelConflictError, assign_splits, near_duplicate_counts
 from tests.conftest import image_set
+
+DEFAULT_AUGMENTERS = [{"name": "Fliplr", "args": {"p": 0.5}},
+                      {"name": "Affine", "args": {"translate_px": {"x": [-3, 3], "y": [-3, 3]},
+                                                  "mode": "constant", "cval": 0}}]
 
 
 def garments(n: int, seed: int) -> np.ndarray:
-    """Distinct smooth 'garments' on a black border, like Fashion-MNIST."""
+    """Distinct smooth 'garments' filling most of a black 28-px frame, like Fashion-MNIST."""
     rng = np.random.default_rng(seed)
     out = np.zeros((n, 28, 28), np.uint8)
     for img in out:
-        blob = cv2.GaussianBlur(rng.uniform(0, 255, (20, 20)).astype(np.float32), (0, 0), 2.0)
+        blob = cv2.GaussianBlur(rng.uniform(0, 255, (24, 24)).astype(np.float32), (0, 0), 2.0)
         blob = (blob - blob.min()) / (np.ptp(blob) + 1e-6) * 200 + 30
-        img[4:24, 4:24] = blob.astype(np.uint8)
+        img[2:26, 2:26] = blob.astype(np.uint8)
     return out
 
 
-def shifted(img, dy, dx):
-    return np.roll(img, (dy, dx), axis=(0, 1))
+def shift(img, dy, dx, fill):
+    border = {"zero": cv2.BORDER_CONSTANT, "edge": cv2.BORDER_REPLICATE, "wrap": cv2.BORDER_WRAP}[fill]
+    return cv2.warpAffine(img, np.float32([[1, 0, dx], [0, 1, dy]]), img.shape[::-1], borderMode=border)
 
 
-def brighter(img, delta):
-    return np.clip(img.astype(int) + delta, 0, 255).astype(np.uint8)
+def exposure(img, gain, offset):
+    return np.clip(gain * (img.astype(np.float32) - 127.5) + 127.5 + offset, 0, 255).round().astype(np.uint8)
+
+
+def jpeg(img, quality):
+    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_UNCHANGED)
+
+
+def from_larger(img, factor):
+    """A copy saved at a larger size, brought back to the dataset's size as the loader does."""
+    big = cv2.resize(img, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(big, img.shape[::-1], interpolation=cv2.INTER_AREA)
+
+
+COPIES = {  # kind -> how a copy of an original is made (each kind and pairs of kinds)
+    "mirror": lambda x: x[:, ::-1],
+    "shift_zero": lambda x: shift(x, 4, -3, "zero"),
+    "shift_edge": lambda x: shift(x, -2, 4, "edge"),
+    "shift_wrap": lambda x: shift(x, 3, 3, "wrap"),
+    "exposure": lambda x: exposure(x, 1.1, -20),
+    "jpeg70": lambda x: jpeg(x, 70),
+    "from_larger": lambda x: from_larger(x, 3),
+    "mirror+shift_zero": lambda x: shift(x[:, ::-1], -4, -4, "zero"),
+    "shift_edge+exposure": lambda x: exposure(shift(x, 2, -2, "edge"), 0.9, 15),
+    "exposure+jpeg80": lambda x: jpeg(exposure(x, 0.92, 10), 80),
+    "mirror+from_larger": lambda x: from_larger(x[:, ::-1], 2),
+}
 
 
 @pytest.fixture(scope="module")
 def injected():
-    base = garments(200, 1)
-    copies = {  # copy row -> original row
-        200: 3, 201: 10, 202: 25, 203: 40, 204: 170,
-    }
-    extra = [shifted(base[3], 0, 1), shifted(base[10], 1, 0), brighter(base[25], 5),
-             brighter(shifted(base[40], -1, 0), -5), base[170].copy()]
-    return np.concatenate([base, np.stack(extra)]), copies
+    base = garments(300, 1)
+    originals = {kind: 7 * k + 3 for k, kind in enumerate(COPIES)}
+    copies = np.stack([np.ascontiguousarray(COPIES[kind](base[o])) for kind, o in originals.items()])
+    copy_rows = {kind: 300 + k for k, kind in enumerate(COPIES)}
+    return np.concatenate([base, copies]), originals, copy_rows
 
 
-def test_shift_and_brightness_copies_are_found_and_unrelated_are_not(injected):
-    images, copies = injected
-    rows = np.arange(len(images))
-    pairs = near_duplicates(images, spectral_hash(images), rows, None, max_bits=4, max_rms=6.0)
+def test_every_kind_of_copy_is_found_and_nothing_else(injected):
+    images, originals, copy_rows = injected
+    pairs, _ = near_duplicates(images, AuditConfig())
     found = {(int(a), int(b)) for a, b in zip(pairs.a, pairs.b)}
-    assert {(orig, copy) for copy, orig in copies.items()} == found
+    expected = {(originals[kind], copy_rows[kind]) for kind in COPIES}
+    assert found == expected, f"missed {expected - found}, unrelated {found - expected}"
     assert (pairs.rms <= 6.0).all()
 
 
-def test_unrelated_similar_pair_is_not_confirmed():
-    a, b = garments(2, 7)
-    images = np.stack([a, b])
-    assert aligned_rms(images, np.array([0]), np.array([1]))[0] > 20
+def test_a_copy_shifted_further_than_max_shift_is_not_confirmed(injected):
+    images, _, _ = injected
+    far = shift(images[5], 7, 0, "zero")
+    pairs, _ = near_duplicates(np.concatenate([images[:300], far[None]]), AuditConfig(max_shift=4))
+    assert 300 not in set(pairs.b.tolist())
+    pairs, _ = near_duplicates(np.concatenate([images[:300], far[None]]), AuditConfig(max_shift=8))
+    assert (5, 300) in set(zip(pairs.a.tolist(), pairs.b.tolist()))
 
 
-def test_cross_set_search_matches_within_set_search(injected):
-    images, _ = injected
-    h = spectral_hash(images)
-    within = candidate_pairs(h, np.arange(len(images)), None, 6)
-    left, right = np.arange(0, 120), np.arange(120, len(images))
-    cross = candidate_pairs(h, left, right, 6)
-    expected = {(a, b) for a, b in zip(within.a, within.b) if a < 120 <= b}
-    assert {(int(a), int(b)) for a, b in zip(cross.a, cross.b)} == expected
+def test_exact_overlap_join_finds_shifted_and_mirrored_windows_only():
+    base = garments(50, 3)
+    images = np.concatenate([base, shift(base[10], -3, 2, "zero")[None], base[20:21, :, ::-1]])
+    centre, probes = overlap_keys(images, 4)
+    a, b = overlap_pairs(centre, probes)
+    assert {tuple(sorted(p)) for p in zip(a.tolist(), b.tolist())} == {(10, 50), (20, 51)}
+    blank = np.zeros((3, 28, 28), np.uint8)
+    centre, probes = overlap_keys(blank, 4)
+    assert (centre == 0).all() and (probes == 0).all()      # flat windows never match each other
+
+
+def test_queries_do_not_change_the_audit(injected):
+    images, _, _ = injected
+    alone, _ = near_duplicates(images, AuditConfig())
+    with_queries, probe = near_duplicates(images, AuditConfig(), queries=images[:40, :, ::-1])
+    assert np.array_equal(alone.a, with_queries.a) and np.array_equal(alone.b, with_queries.b)
+    assert {(int(q), int(i)) for q, i in zip(probe.a, probe.b)} >= {(k, k) for k in range(40)}
+
+
+def test_inverted_file_search_matches_the_exhaustive_search():
+    base = garments(3000, 5)
+    copies = np.stack([jpeg(exposure(img, 1.05, 5), 75) for img in base[:1000]])
+    desc = copy_descriptors(np.concatenate([base, copies]))
+    exact = neighbour_pairs(desc, 6, AuditConfig().max_descriptor_distance)
+    approx = neighbour_pairs(desc, 6, AuditConfig().max_descriptor_distance, exact_max=0)
+    exact_set = set(zip(*map(np.ndarray.tolist, exact)))
+    approx_set = set(zip(*map(np.ndarray.tolist, approx)))
+    assert len(exact_set & approx_set) / len(exact_set) >= 0.95       # neighbour lists overall
+    true = {(3000 + i, i) for i in range(1000)}                          # copy -> its original
+    assert len(true & approx_set) >= 0.99 * len(true & exact_set) > 500
+
+
+def test_recall_on_own_variants_is_measured_and_can_fail():
+    base = garments(400, 9)
+    data = image_set(base, np.arange(400) % 10, ["train"] * 400)
+    variants, sources = probe_variants(data, DEFAULT_AUGMENTERS, 42, 500)
+    assert len(variants) == 500 and len(set(sources.tolist())) > 390   # k = 2 fills up to 500
+    assert not any(np.array_equal(v, base[s]) for v, s in zip(variants, sources))
+    _, probe = near_duplicates(base, AuditConfig(), queries=variants)
+    assert own_variant_recall(probe, sources) == 1.0
+    # An augmenter that no audit should call a copy: the measure says so.
+    inverted, sources = probe_variants(data, [{"name": "Invert", "args": {"p": 1.0}}], 42, 200)
+    _, probe = near_duplicates(base, AuditConfig(), queries=inverted)
+    assert own_variant_recall(probe, sources) < 0.05
+    assert probe_variants(data, [], 42, 100)[0].shape[0] == 0
+    assert own_variant_recall(probe, np.empty(0, np.int64)) is None
 
 
 def test_group_mode_keeps_near_duplicates_on_one_side(injected):
-    images, copies = injected
+    images, originals, copy_rows = injected
     n = len(images)
-    official = ["train"] * 150 + ["test"] * 50 + ["train"] * 5   # row 204 copies test image 170
+    official = ["train"] * 250 + ["test"] * 50 + ["train"] * len(COPIES)
+    # the copy of original 73 (in test) sits in train: it must be excluded, never trained on
     labels = np.arange(n) % 10
-    rows = np.arange(n)
-    pairs = near_duplicates(images, spectral_hash(images), rows, None, 4, 6.0)
-    for seed in range(5):  # with val_fraction 0.5 a straddle would be likely without grouping
+    for kind, row in copy_rows.items():
+        labels[row] = labels[originals[kind]]
+    pairs, _ = near_duplicates(images, AuditConfig())
+    for seed in range(4):   # with val_fraction 0.5 a straddle would be likely without grouping
         report = assign_splits(image_set(images, labels, official), 0.5, seed).manifest
         grouped = assign_splits(image_set(images, labels, official), 0.5, seed, (pairs.a, pairs.b)).manifest
         split = grouped["split"].to_numpy()
-        for copy, orig in copies.items():
-            assert split[copy] == split[orig] or split[copy] == "excluded"
+        for kind, row in copy_rows.items():
+            assert split[row] == split[originals[kind]] or split[row] == "excluded"
         counts = near_duplicate_counts(grouped, pairs.a, pairs.b)
         assert counts["near_duplicate_pairs_train_val"] == counts["near_duplicate_pairs_test_train"] == 0
-        assert split[204] == "excluded" and split[170] == "test"
-        # Report mode only counts: the four inexact pairs are all counted somewhere (the exact
-        # copy of test image 170 is excluded in both modes, as identical content always groups).
-        assert sum(near_duplicate_counts(report, pairs.a, pairs.b).values()) == 4
-        assert report["split"][204] == "excluded"
+        test_original = [k for k, o in originals.items() if o >= 250]
+        for kind in test_original:
+            assert split[copy_rows[kind]] == "excluded" and split[originals[kind]] == "test"
+        assert sum(near_duplicate_counts(report, pairs.a, pairs.b).values()) == len(COPIES)
+
+
+def test_label_conflicts_fail_in_group_mode_naming_the_files():
+    images = garments(40, 4)
+    ids = [f"img-{i}" for i in range(40)]
+    sources = list(ids)
+    sources[7] = sources[3]                      # one photo by name, but labelled twice
+    labels = np.zeros(40, int)
+    labels[7] = 1
+    data = image_set(images, labels, ["pool"] * 40, ids=ids, source_ids=sources)
+    with pytest.raises(LabelConflictError, match=r"img-3 \(c0\), img-7 \(c1\)"):
+        assign_splits(data, 0.2, 0, test_fraction=0.2, fail_on_label_conflict=True)
+    out = assign_splits(data, 0.2, 0, test_fraction=0.2)         # report mode: split, and listed
+    assert out.manifest.loc[3, "split"] == out.manifest.loc[7, "split"]

@@ -2,9 +2,9 @@
 top-level train/ val/ test/ directories (then respected as the split).
 
 Images are decoded once with OpenCV (EXIF orientation honoured), converted to the configured
-colour and size, and stored as one uint8 array. Source groups: `<stem>_nohash_<anything>.<ext>`
-belongs to group `<stem>` (TF retrain.py's convention), or a CSV maps files to groups; the split
-stage adds identical content. Bad files (empty, truncated, not an image, unreadable) fail the
+colour and size, and stored as one uint8 array. Source groups by name (TF retrain.py's
+convention, see `name_group`), or a CSV maps files to groups; the split stage adds identical
+content and near-duplicates. Bad files (empty, truncated, not an image, unreadable) fail the
 stage naming the file, or with on_bad_image=skip are listed with their reason; never dropped
 silently.
 """
@@ -92,6 +92,15 @@ def _truncated(data: bytes, path: Path) -> bool:
     return False
 
 
+def name_group(class_name: str, within_class: Path) -> str:
+    """`<stem>_nohash_<anything>.<ext>` is one photo with `<stem>.<any ext>`: same class, same
+    sub-folder below the class folder, whatever the extension and the train/val/test folder.
+    The stem is everything before the first `_nohash_`, so it may contain underscores."""
+    match = _NOHASH.match(within_class.stem)
+    stem = match["stem"] if match else within_class.stem
+    return (Path(class_name) / within_class.parent / stem).as_posix()
+
+
 def read_groups_csv(path: Path) -> dict[str, str]:
     try:
         frame = pd.read_csv(path, dtype=str)
@@ -149,9 +158,7 @@ def load(root: Path | str, size: int, colour: str, on_bad_image: str,
                         raise BadImage(f"{err} (set dataset.on_bad_image: skip to list and skip such files)") from None
                     report.skipped.append({"path": rel, "reason": str(err).split(": ", 1)[-1]})
                     continue
-                match = _NOHASH.match(path.stem)
-                # A _nohash_ stem names one photo in its class, across train/val/test directories too.
-                source = (groups or {}).get(rel) or (f"{cls}/{match['stem']}" if match else rel)
+                source = (groups or {}).get(rel) or name_group(cls, path.relative_to(cls_dir))
                 images.append(img)
                 rows.append({"id": rel, "source_id": source, "label": label, "class_name": cls,
                              "official_split": official or "pool"})

@@ -1,17 +1,28 @@
-"""Near-duplicates: the same garment shifted by a pixel or re-exposed, which SHA-256 misses.
+"""Near-duplicates: copies of one photo that SHA-256 misses (mirrored, shifted, re-exposed,
+re-encoded, rescaled), found in sub-quadratic time and confirmed in pixel space.
 
-Two steps, both vectorised:
-1. Candidates by a 64-bit perceptual hash with a Hamming-distance threshold. The hash is of the
-   low-frequency magnitude spectrum (|FFT|, DC dropped, one bit per coefficient: above or below
-   their median). A magnitude spectrum does not change when the image is shifted, and a
-   brightness change moves only the dropped DC term, so shifted and re-exposed copies hash alike.
-   A difference hash (dHash) was measured first: only 12% of 1-pixel-shifted Fashion-MNIST images
-   stayed within 4 bits of their original, because its 9x8 thumbnail cells are 3 pixels wide.
-   Hashes are compared by brute force, XOR + popcount of uint64 in blocks: ~2.4 billion pairs of
-   Fashion-MNIST in seconds, with no index to tune and no pair missed.
-2. Confirmation in pixel space: the RMS difference of the two mean-removed images, minimised
-   over shifts of up to one pixel. A magnitude spectrum alone also matches unrelated images with
-   similar silhouettes; this step keeps only pairs that really look the same.
+Why two candidate searches: no single global descriptor survives a 4-px shift with zero or edge
+fill on a 28-px image (the fill cuts a seventh of the garment off), and Fashion-MNIST is dense
+with look-alikes, so such copies rank far down any nearest-neighbour list. Measured numbers are
+in docs/near_duplicates.md (bench/near_duplicate_recall.py). So:
+
+1. Exact overlap: a copy shifted by (dy, dx), |d| <= max_shift, and/or mirrored shares a window
+   of the original's exact pixels: the original's centre crop (margin max_shift) equals the
+   copy's crop at offset d. Each image gets one key for its centre crop and 2 x (2s+1)^2 probe
+   keys (mirrors x offsets); a sort-and-search join finds every pair whose windows are identical
+   in O(n log n) per probe. Keys are exact integer projections (float64 sums of uint8 x 20-bit
+   weights stay below 2**53, so BLAS order cannot change them). This catches the pipeline's own
+   variants and copies saved losslessly by an editor.
+2. Descriptor neighbours: for lossy copies (JPEG, brightness/contrast, rescaling, and those
+   combined with shifts) each image's k nearest neighbours by a descriptor that ignores mirroring,
+   brightness and contrast and tolerates small shifts: the mirror-symmetrised, Gaussian-windowed
+   low-frequency |FFT| around the image's intensity centre. faiss searches it exactly
+   (IndexFlatL2) up to EXACT_MAX images and with an inverted file (IndexIVFFlat) above.
+
+Confirmation: the RMS difference of the two images (grey, lightly blurred, means removed, the
+second scaled by the least-squares gain clipped to [0.8, 1.25]) over their overlapping window,
+minimised over both mirror orientations and all shifts up to max_shift. A threshold in grey
+levels keeps only pairs that really look the same.
 """
 
 from __future__ import annotations
@@ -21,93 +32,309 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-HASH_BITS = 64
-_HASH_BLOCK = 512
-_VERIFY_CHUNK = 4096
-_WEIGHTS = np.uint64(1) << np.arange(HASH_BITS, dtype=np.uint64)
-
-
-def _grey(images: np.ndarray) -> np.ndarray:
-    if images.ndim == 4:
-        return np.stack([cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in images])
-    return images
-
-
-def spectral_hash(images: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """64-bit hash per image from its low-frequency |FFT| (8x8 corner, DC replaced by (8,0))."""
-    images = _grey(images)
-    out = np.empty(len(images), dtype=np.uint64)
-    for start in range(0, len(images), chunk):
-        spec = np.abs(np.fft.rfft2(images[start:start + chunk].astype(np.float32)))
-        coeffs = spec[:, :9, :8].reshape(len(spec), -1)[:, 1:HASH_BITS + 1]  # skip DC
-        bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
-        out[start:start + chunk] = np.bitwise_or.reduce(bits.astype(np.uint64) * _WEIGHTS, axis=1)
-    return out
+EXACT_MAX = 200_000        # above this many images the descriptor search uses an inverted file
+KEY_SIZE = 64              # exact-overlap keys at native size up to this, larger images downscaled
+VERIFY_SIZE = 32           # images larger than this are compared at this size
+_VERIFY_CHUNK = 1024
+_KEY_WEIGHTS_SEED = 20251124
+_TRIM = 2                  # px of each compared window left out: blur there mixes in the fill
+_GAIN = (0.8, 1.25)
 
 
 @dataclass
 class Pairs:
-    a: np.ndarray          # row indices (into the image array)
+    a: np.ndarray          # row indices (into the image array), a < b
     b: np.ndarray
-    hash_bits: np.ndarray  # Hamming distance of the hashes
     rms: np.ndarray        # aligned RMS pixel difference (grey levels); nan until verified
 
     def __len__(self) -> int:
         return len(self.a)
 
     def take(self, mask) -> "Pairs":
-        return Pairs(self.a[mask], self.b[mask], self.hash_bits[mask], self.rms[mask])
+        return Pairs(self.a[mask], self.b[mask], self.rms[mask])
 
 
-def candidate_pairs(hashes: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray | None,
-                    max_bits: int) -> Pairs:
-    """Pairs (rows_a x rows_b, or i<j within rows_a) whose hashes differ in <= max_bits bits."""
-    same = rows_b is None
-    ha = hashes[rows_a]
-    hb = ha if same else hashes[rows_b]
-    found_a, found_b, found_d = [], [], []
-    for start in range(0, len(ha), _HASH_BLOCK):
-        lo = start if same else 0  # within one set, only right of the diagonal
-        dist = np.bitwise_count(ha[start:start + _HASH_BLOCK, None] ^ hb[None, lo:])
-        ii, jj = np.nonzero(dist <= max_bits)
-        if same:
-            keep = jj + lo > ii + start
-            ii, jj = ii[keep], jj[keep]
-        found_a.append(ii + start)
-        found_b.append(jj + lo)
-        found_d.append(dist[ii, jj])
-    ia = np.concatenate(found_a) if found_a else np.empty(0, np.int64)
-    ib = np.concatenate(found_b) if found_b else np.empty(0, np.int64)
-    d = np.concatenate(found_d).astype(np.uint8) if found_d else np.empty(0, np.uint8)
-    rows_b = rows_a if same else rows_b
-    return Pairs(rows_a[ia], rows_b[ib], d, np.full(len(ia), np.nan, np.float32))
+def grey(images: np.ndarray, size: int | None = None) -> np.ndarray:
+    """uint8 grey images, area-downscaled to `size` when larger (float32 out)."""
+    out = []
+    for img in images:
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+        if size is not None and g.shape[0] > size:
+            g = cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA)
+        out.append(g)
+    return np.stack(out).astype(np.float32) if out else np.empty((0, size or 0, size or 0), np.float32)
 
 
-def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int = 1) -> np.ndarray:
-    """min over shifts |dx|,|dy| <= max_shift of the RMS difference of mean-removed images."""
-    images = _grey(images)
-    out = np.empty(len(a), np.float32)
+# -- 1. exact overlap ------------------------------------------------------------------------
+
+def _window_sums(images: np.ndarray, u: np.ndarray, v: np.ndarray, s: int) -> np.ndarray:
+    """sum_{r,q} I[s+dy+r, s+dx+q] u[r] v[q] for every offset: (n, 2s+1, 2s+1), by two matmuls
+    (the weights are separable, so rows are projected once for all dx, then columns for all dy)."""
+    size = images.shape[1]
+    c = len(u)
+    vm = np.zeros((size, 2 * s + 1))
+    um = np.zeros((2 * s + 1, size))
+    for o in range(2 * s + 1):
+        vm[o:o + c, o] = v
+        um[o, o:o + c] = u
+    return um @ (images @ vm)
+
+
+def overlap_keys(images: np.ndarray, max_shift: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """(centre key per image, probe keys (n, 2 * (2s+1)**2)) of uint8 grey square images.
+
+    Key of a window: two projections with random integer weights, exact in float64 (every sum is
+    an integer below 2**53), mixed into 64 bits. Flat windows (blank) get key 0 and never match.
+    """
+    n, size = images.shape[:2]
     s = max_shift
+    c = size - 2 * s
+    if c < 4:
+        raise ValueError(f"images of {size} px are too small for shifts of up to {s} px")
+    rng = np.random.default_rng(_KEY_WEIGHTS_SEED)
+    u1, v1, u2, v2 = rng.integers(1, 1 << 10, size=(4, c)).astype(np.float64)
+    ones = np.ones(c)
+    probes = np.empty((n, 2 * (2 * s + 1) ** 2), np.uint64)
+    for start in range(0, n, chunk):
+        views = []
+        for src in (images[start:start + chunk], images[start:start + chunk, :, ::-1]):
+            x = src.astype(np.float64)
+            k1 = _window_sums(x, u1, v1, s).astype(np.uint64)
+            k2 = _window_sums(x, u2, v2, s).astype(np.uint64)
+            total = _window_sums(x, ones, ones, s)
+            squares = _window_sums(x * x, ones, ones, s)
+            key = k1 * np.uint64(0x9E3779B97F4A7C15) ^ k2 | np.uint64(1)
+            key[squares * (c * c) == total * total] = 0      # flat window: variance exactly 0
+            views.append(key.reshape(len(x), -1))
+        probes[start:start + chunk] = np.concatenate(views, axis=1)
+    centre = probes[:, (2 * s + 1) * s + s]                  # unmirrored, dy = dx = 0
+    return centre, probes
+
+
+def overlap_pairs(centre: np.ndarray, probes: np.ndarray, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """(probe row, centre row) for every probe key equal to a centre key, self-matches dropped;
+    probes may have more rows than centre (queries searched but not indexed)."""
+    order = np.argsort(centre, kind="stable")
+    sorted_keys = centre[order]
+    found_a, found_b = [], []
+    for start in range(0, len(probes), chunk):
+        block = probes[start:start + chunk]
+        lo = np.searchsorted(sorted_keys, block, "left")
+        hi = np.searchsorted(sorted_keys, block, "right")
+        rows, cols = np.nonzero((hi > lo) & (block != 0))
+        counts = (hi - lo)[rows, cols]
+        first = np.repeat(lo[rows, cols], counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        found_a.append(np.repeat(rows + start, counts))
+        found_b.append(order[first + within])
+    a = np.concatenate(found_a).astype(np.int64) if found_a else np.empty(0, np.int64)
+    b = np.concatenate(found_b).astype(np.int64) if found_b else np.empty(0, np.int64)
+    return a[a != b], b[a != b]
+
+
+def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    keep = a != b
+    code = np.unique(a[keep] << np.int64(32) | b[keep])
+    return code >> np.int64(32), code & np.int64(0xFFFFFFFF)
+
+
+# -- 2. descriptor neighbours ----------------------------------------------------------------
+
+def copy_descriptors(images: np.ndarray, chunk: int = 8192, **kwargs) -> np.ndarray:
+    """`_copy_descriptors` in chunks (bounded memory)."""
+    parts = [_copy_descriptors(images[i:i + chunk], **kwargs) for i in range(0, len(images), chunk)]
+    return np.concatenate(parts) if parts else np.empty((0, 41), np.float32)
+
+
+def _copy_descriptors(images: np.ndarray, size: int = 32, crop: int = 28, window_sigma: float = 4.5,
+                      centre_sigma: float = 7.0, freq: tuple[int, int] = (7, 6)) -> np.ndarray:
+    """Descriptor that a mirror, a brightness/contrast change or a small shift barely moves.
+
+    The image is re-centred on its intensity mass (a Gaussian-weighted mean-shift, so a strip
+    cut off at the frame edge hardly moves the centre), windowed by a Gaussian so the frame edge
+    and fill do not count, and described by the log-magnitude of its low frequencies (a magnitude
+    spectrum ignores shifts), summed with its mirror (|F(v, u)| + |F(-v, u)| is the same for an
+    image and its mirror image), then standardised (brightness and contrast drop out).
+    """
+    n = len(images)
+    g = np.empty((n, size, size), np.float32)
+    for i, img in enumerate(images):
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+        g[i] = cv2.GaussianBlur(cv2.resize(img, (size, size), interpolation=interp).astype(np.float32), (0, 0), 1.0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    border = np.concatenate([g[:, 0], g[:, -1], g[:, :, 0], g[:, :, -1]], 1)
+    background = np.median(border, 1)
+    mass = np.abs(g - background[:, None, None])
+    cy = np.full(n, (size - 1) / 2, np.float32)
+    cx = cy.copy()
+    for _ in range(4):
+        weight = mass * np.exp(-((yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2)
+                               / (2 * centre_sigma ** 2))
+        total = weight.sum((1, 2)) + 1e-6
+        cy, cx = (weight * yy).sum((1, 2)) / total, (weight * xx).sum((1, 2)) / total
+    yc, xc = np.mgrid[0:crop, 0:crop].astype(np.float32) - (crop - 1) / 2
+    window = np.exp(-(yc ** 2 + xc ** 2) / (2 * window_sigma ** 2))
+    centred = np.empty((n, crop, crop), np.float32)
+    for i in range(n):
+        m = np.float32([[1, 0, (crop - 1) / 2 - cx[i]], [0, 1, (crop - 1) / 2 - cy[i]]])
+        centred[i] = cv2.warpAffine(g[i] - background[i], m, (crop, crop), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    centred -= (centred * window).sum((1, 2), keepdims=True) / window.sum()
+    spectrum = np.abs(np.fft.rfft2(centred * window))
+    symmetric = spectrum + spectrum[:, (-np.arange(crop)) % crop, :]
+    desc = np.log1p(symmetric[:, :freq[0], :freq[1]].reshape(n, -1)[:, 1:])   # DC dropped
+    desc -= desc.mean(1, keepdims=True)
+    desc /= desc.std(1, keepdims=True) + 1e-6
+    return np.ascontiguousarray(desc, dtype=np.float32)
+
+
+def neighbour_index(desc: np.ndarray, exact_max: int = EXACT_MAX, nprobe: int = 16):
+    """faiss index over the descriptors: exact up to exact_max rows, an inverted file above."""
+    import faiss
+
+    dim = desc.shape[1]
+    if len(desc) <= exact_max:
+        index = faiss.IndexFlatL2(dim)
+    else:
+        lists = max(1, min(int(4 * np.sqrt(len(desc))), len(desc) // 40))   # faiss wants >= 39 points per list
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, lists)
+        sample = np.random.default_rng(0).choice(len(desc), min(len(desc), 100 * lists), replace=False)
+        index.train(desc[np.sort(sample)])
+        index.nprobe = nprobe
+    index.add(desc)
+    return index
+
+
+def neighbour_pairs(desc: np.ndarray, k: int, max_distance: float, exact_max: int = EXACT_MAX,
+                    queries: np.ndarray | None = None, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """(query row, index row) for each row's k nearest neighbours within max_distance (squared L2
+    between standardised descriptors), self-matches dropped. Query rows are desc's rows, then
+    `queries`' rows numbered from len(desc) on; only desc is indexed."""
+    both = desc if queries is None or not len(queries) else np.concatenate([desc, queries])
+    if len(desc) < 2 or k == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    index = neighbour_index(desc, exact_max)
+    k1 = min(k + 1, len(desc))
+    found_a, found_b = [], []
+    for start in range(0, len(both), chunk):
+        dist, idx = index.search(both[start:start + chunk], k1)
+        rows = np.repeat(np.arange(start, start + len(idx)), k1)
+        keep = (idx.ravel() >= 0) & (dist.ravel() <= max_distance) & (idx.ravel() != rows)
+        found_a.append(rows[keep])
+        found_b.append(idx.ravel()[keep])
+    return np.concatenate(found_a).astype(np.int64), np.concatenate(found_b).astype(np.int64)
+
+
+# -- confirmation ----------------------------------------------------------------------------
+
+def _best_rms(x: np.ndarray, y: np.ndarray, max_shift: int, trim: int) -> np.ndarray:
+    """min over mirror and shifts of the gain-matched RMS over the (trimmed) overlap."""
+    h, w = x.shape[1:]
+    best = np.full(len(x), np.inf, np.float32)
+    for yy in (y, y[:, :, ::-1]):
+        for dy in range(-max_shift, max_shift + 1):
+            for dx in range(-max_shift, max_shift + 1):
+                y0, y1 = max(dy, 0) + trim, h + min(dy, 0) - trim
+                x0, x1 = max(dx, 0) + trim, w + min(dx, 0) - trim
+                xs = x[:, y0:y1, x0:x1].reshape(len(x), -1)
+                ys = yy[:, y0 - dy:y1 - dy, x0 - dx:x1 - dx].reshape(len(x), -1)
+                best = np.minimum(best, _gain_matched_rms(xs, ys))
+    return best
+
+
+def _gain_matched_rms(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """RMS of x - g*y over the last axis, means removed, g least-squares clipped to _GAIN."""
+    xs = xs - xs.mean(-1, keepdims=True)
+    ys = ys - ys.mean(-1, keepdims=True)
+    gain = np.clip((xs * ys).sum(-1) / ((ys * ys).sum(-1) + 1e-6), *_GAIN)
+    return np.sqrt(((xs - gain[..., None] * ys) ** 2).mean(-1))
+
+
+def _quick_rms(x: np.ndarray, y: np.ndarray, max_shift: int, box: int) -> np.ndarray:
+    """_best_rms on every second pixel of x's central box only (inside every overlap, so no fill),
+    all alignments in one vectorised gather."""
+    n, h, w = x.shape
+    r0, c0 = (h - box) // 2, (w - box) // 2
+    rows, cols = np.mgrid[r0:r0 + box:2, c0:c0 + box:2]
+    shifts = np.arange(-max_shift, max_shift + 1)
+    dys, dxs = np.meshgrid(shifts, shifts, indexing="ij")
+    src_r = rows.ravel()[None, :] - dys.reshape(-1, 1)
+    src_c = cols.ravel()[None, :] - dxs.reshape(-1, 1)
+    plain = src_r * w + src_c
+    mirrored = src_r * w + (w - 1 - src_c)
+    gather = np.concatenate([plain, mirrored])                          # (alignments, pixels)
+    xs = x.reshape(n, -1)[:, (rows * w + cols).ravel()][:, None, :]
+    ys = y.reshape(n, -1)[:, gather]
+    return _gain_matched_rms(np.broadcast_to(xs, ys.shape), ys).min(1)
+
+
+def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int = 4,
+                reject_above: float | None = None) -> np.ndarray:
+    """min over mirror and shifts |dy|,|dx| <= max_shift of the gain-matched RMS difference.
+
+    `images` are float32 grey (from `grey`). Both are blurred a little (JPEG blocks,
+    resampling); the 2-px band at the window edge, where blur mixes in the fill, is left out;
+    means are removed per window, and the second image is scaled by the least-squares gain
+    clipped to [0.8, 1.25] (two +-10 % contrast changes), so a flat image cannot match everything.
+    With reject_above, a pair is first compared on every second pixel of the central window
+    only (an eighth of the cost, and never touched by fill); pairs already above reject_above
+    there keep that value and are not compared in full.
+    """
+    out = np.empty(len(a), np.float32)
+    blurred = np.stack([cv2.GaussianBlur(img, (0, 0), 0.8) for img in images]) if len(images) else images
+    size = images.shape[1]
+    box = size - 2 * max_shift - 2 * _TRIM
     for start in range(0, len(a), _VERIFY_CHUNK):
-        x = images[a[start:start + _VERIFY_CHUNK]].astype(np.float32)
-        y = images[b[start:start + _VERIFY_CHUNK]].astype(np.float32)
-        x -= x.mean(axis=(1, 2), keepdims=True)
-        y -= y.mean(axis=(1, 2), keepdims=True)
-        h, w = x.shape[1:]
-        best = np.full(len(x), np.inf, np.float32)
-        for dy in range(-s, s + 1):
-            for dx in range(-s, s + 1):
-                # compare the overlapping window of x and y shifted by (dy, dx)
-                xs = x[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-                ys = y[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-                best = np.minimum(best, np.sqrt(((xs - ys) ** 2).mean(axis=(1, 2))))
-        out[start:start + len(x)] = best
+        ia, ib = a[start:start + _VERIFY_CHUNK], b[start:start + _VERIFY_CHUNK]
+        x, y = blurred[ia], blurred[ib]
+        todo = np.arange(len(ia))
+        if reject_above is not None and box >= 8:
+            quick = _quick_rms(x, y, max_shift, box)
+            out[start:start + len(ia)] = quick
+            todo = np.flatnonzero(quick <= reject_above)
+        if len(todo):
+            out[start + todo] = _best_rms(x[todo], y[todo], max_shift, _TRIM)
     return out
 
 
-def near_duplicates(images: np.ndarray, hashes: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray | None,
-                    max_bits: int, max_rms: float) -> Pairs:
-    """Candidates by hash, confirmed by aligned pixel difference."""
-    pairs = candidate_pairs(hashes, rows_a, rows_b, max_bits)
-    pairs.rms = aligned_rms(images, pairs.a, pairs.b)
-    return pairs.take(pairs.rms <= max_rms)
+@dataclass(frozen=True)
+class AuditConfig:
+    max_shift: int = 4                    # px, in both axes, at the images' own size
+    neighbours: int = 6                   # descriptor neighbours per image
+    max_rms: float = 6.0                  # grey levels, after alignment and gain matching
+    max_descriptor_distance: float = 10.0  # squared L2 of standardised descriptors
+
+
+def _scaled_shift(max_shift: int, size: int, to: int) -> int:
+    return int(np.ceil(max_shift * min(1.0, to / size)))
+
+
+def near_duplicates(images: np.ndarray, config: AuditConfig,
+                    queries: np.ndarray | None = None) -> tuple[Pairs, Pairs]:
+    """Confirmed near-duplicate pairs among `images` (a < b), and, if `queries` are given, the
+    confirmed (query row, image row) pairs. Queries never change the first result: they are
+    searched against the images' index but never added to it (the audit's recall is measured
+    with them without disturbing the audit itself).
+    """
+    queries = images[:0] if queries is None else queries
+    n, size = len(images), images.shape[1]
+    both = np.concatenate([images, queries])
+    keyed = grey(both, KEY_SIZE).astype(np.uint8)
+    centre, probes = overlap_keys(keyed, _scaled_shift(config.max_shift, size, KEY_SIZE))
+    ea, eb = overlap_pairs(centre[:n], probes)         # probe rows: images then queries
+    desc = copy_descriptors(both)
+    na, nb = neighbour_pairs(desc[:n], config.neighbours, config.max_descriptor_distance, queries=desc[n:])
+    a, b = np.concatenate([ea, na]), np.concatenate([eb, nb])
+    is_query = a >= n                                  # (query + n, image) rows
+    within = _unique_pairs(a[~is_query], b[~is_query])
+    cross = np.unique((a[is_query] - n) << np.int64(32) | b[is_query])
+    qa, qb = cross >> np.int64(32), cross & np.int64(0xFFFFFFFF)
+    small = grey(both, VERIFY_SIZE)
+    shift = _scaled_shift(config.max_shift, size, VERIFY_SIZE)
+    rms = aligned_rms(small, np.concatenate([within[0], qa + n]), np.concatenate([within[1], qb]), shift,
+                      reject_above=1.5 * config.max_rms)
+    found = Pairs(within[0], within[1], rms[:len(within[0])])
+    probe = Pairs(qa, qb, rms[len(within[0]):])
+    return found.take(found.rms <= config.max_rms), probe.take(probe.rms <= config.max_rms)

@@ -85,12 +85,20 @@ class SplitParams(_Strict):
     test_fraction: float = Field(
         0.2, ge=0.0, lt=1.0, description="Share of groups that go to test, for datasets with no test split of their own.")
     near_duplicates: Literal["group", "report", "off"] = Field(
-        "report", description="group: near-duplicates join one source group; report: only count them; off: skip the search.")
-    near_duplicate_hash_bits: int = Field(
-        4, ge=0, le=64, description="Candidate pairs: spectral hashes differing in at most this many of 64 bits.")
+        "group", description="group: near-duplicates join one source group (kept on one side); report: only count "
+                             "them; off: skip the search.")
+    near_duplicate_max_shift: int = Field(
+        4, ge=0, le=16, description="Copies shifted by up to this many px (and/or mirrored) are searched for.")
+    near_duplicate_neighbours: int = Field(
+        6, ge=0, le=64, description="Candidates for lossy copies: this many nearest neighbours by copy descriptor.")
     near_duplicate_max_rms: float = Field(
-        6.0, ge=0.0, le=255.0, description="Confirmed pairs: RMS pixel difference (grey levels, best 1-px alignment) at most this.")
-
+        6.0, ge=0.0, le=255.0,
+        description="Confirmed pairs: RMS difference (grey levels; best mirror and shift, brightness/contrast "
+                    "matched) at most this.")
+    audit_recall_pairs: int = Field(
+        2000, ge=0, le=1_000_000,
+        description="Measure the audit's recall on at least this many (variant, source) pairs made with the "
+                    "configured augmenters; 0 = do not measure.")
 
     @model_validator(mode="after")
     def _fractions_leave_train(self) -> "SplitParams":

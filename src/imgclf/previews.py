@@ -106,3 +106,31 @@ def pairs_preview(images: np.ndarray, manifest: pd.DataFrame, a: np.ndarray, b: 
     if not rows:
         rows = [("none", [])]
     return grid(rows, title)
+
+
+def near_duplicate_preview(images: np.ndarray, manifest: pd.DataFrame, pairs, in_test: np.ndarray,
+                           params) -> np.ndarray:
+    """What the audit flagged, worst first: pairs within the official test set (distinct images
+    there are the false-positive proxy) and pairs that span official splits (train images
+    excluded next to a test image), each ordered by descending RMS, so the least similar pairs a
+    reviewer must judge come first."""
+    if params.near_duplicates == "off":
+        return grid([("none", [])], "split: near-duplicate search is off")
+    official = manifest["official_split"].to_numpy()
+    spans = official[pairs.a] != official[pairs.b]
+    sections = []
+    for name, mask in (("in test", in_test), ("across", spans), ("other", ~in_test & ~spans)):
+        order = np.flatnonzero(mask)[np.argsort(-pairs.rms[mask], kind="stable")][:6]
+        sections.append((name, order))
+    ids, split = manifest["id"].to_numpy(), manifest["split"].to_numpy()
+    rows = []
+    for name, order in sections:
+        cells = []
+        for k in order:
+            i, j = pairs.a[k], pairs.b[k]
+            cells.append((images[i], f"{split[i]} {ids[i]}\nrms {pairs.rms[k]:.1f}"))
+            cells.append((images[j], f"{split[j]} {ids[j]}\n"))
+        rows.extend((f"{name} {r // 6 + 1}", cells[r:r + 6]) for r in range(0, max(len(cells), 1), 6))
+    title = (f"split: {len(pairs)} near-duplicate pairs (rms <= {params.near_duplicate_max_rms:g}, "
+             f"{params.near_duplicates} mode), least similar first")
+    return grid(rows, title)

@@ -16,11 +16,29 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from imgclf.hashing import image_sha256, stable_unit_interval
-from imgclf.manifest import SPLITS, ImageSet
+from imgclf.manifest import SPLITS, DataError, ImageSet
 
 
 class SplitIntegrityError(RuntimeError):
     """A guarantee of the split is broken; nothing is written."""
+
+
+class LabelConflictError(DataError):
+    """Images that must be one group (same name stem, same CSV group, identical pixels) carry
+    different labels: the data is wrong, and no split can keep both the group and the labels."""
+
+
+def label_conflicts(manifest: pd.DataFrame, limit: int = 20) -> list[list[str]]:
+    """Groups by name/CSV and identical content whose members carry different labels, each as
+    'id (class)' strings; near-duplicate links are not considered (a detection may be wrong)."""
+    component = _groups(manifest)
+    labels = manifest.groupby(component)["label"].nunique()
+    bad = labels[labels > 1].index
+    out = []
+    for c in bad[:limit]:
+        rows = manifest[component == c]
+        out.append([f"{i} ({k})" for i, k in zip(rows["id"], rows["class_name"])])
+    return out
 
 
 def _groups(manifest: pd.DataFrame, links: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -39,7 +57,8 @@ def _groups(manifest: pd.DataFrame, links: tuple[np.ndarray, np.ndarray] | None 
 
 
 def assign_splits(data: ImageSet, val_fraction: float, seed: int,
-                  links: tuple[np.ndarray, np.ndarray] | None = None, test_fraction: float = 0.0) -> ImageSet:
+                  links: tuple[np.ndarray, np.ndarray] | None = None, test_fraction: float = 0.0,
+                  fail_on_label_conflict: bool = False) -> ImageSet:
     """Split by group. `official_split` per row is test / val / train (respected, as in a
     pre-split folder or Fashion-MNIST's test set) or pool (assigned by hash). Within a group the
     strongest official split wins (test > val > train); members of weaker splits are `excluded`.
@@ -47,9 +66,15 @@ def assign_splits(data: ImageSet, val_fraction: float, seed: int,
     groups go to test (test_fraction), val (val_fraction) or train by the same hash.
 
     links: extra row pairs that must share a group (near-duplicates in `group` mode).
+    fail_on_label_conflict: refuse groups (name, CSV, identical pixels) with several labels.
     """
     m = data.manifest.copy()
     m["sha256"] = [image_sha256(img) for img in data.images]
+    if fail_on_label_conflict and (conflicts := label_conflicts(m)):
+        raise LabelConflictError(
+            f"{len(conflicts)}{'+' if len(conflicts) == 20 else ''} groups of one photo (same name stem, CSV group or "
+            f"identical pixels) carry different labels; fix the labels or the names, or set split.near_duplicates: "
+            f"report to list them in metrics/leakage.json instead:\n  " + "\n  ".join(", ".join(g) for g in conflicts))
     component = _groups(m, links)
     # A group's id is its smallest source id: stable under adding unrelated images.
     m["group_id"] = m.groupby(component)["source_id"].transform("min")
@@ -120,13 +145,12 @@ def split_summary(manifest: pd.DataFrame) -> tuple[dict, dict]:
         "val_share_max_class": round(float(val_share.max()), 4) if len(val_share) else 0.0,
     })
     used = manifest[manifest["split"].isin(SPLITS)]
-    multi_label = manifest.groupby("group_id")["label"].nunique()
     dup = manifest.duplicated("sha256", keep="first")
     leakage = {
         "sources_in_more_than_one_split": int((used.groupby("source_id")["split"].nunique() > 1).sum()),
         "identical_images_across_splits": int((used.groupby("sha256")["split"].nunique() > 1).sum()),
         "excluded_train_images_grouped_with_test": int(counts.get("excluded", 0)),
         "duplicate_images_total": int(dup.sum()),
-        "groups_with_conflicting_labels": int((multi_label > 1).sum()),
+        "groups_with_conflicting_labels": len(label_conflicts(manifest, limit=len(manifest))),
     }
     return stats, leakage
