@@ -7,7 +7,11 @@ features and head as the pipeline's defaults:
   (a) leaky: every source is augmented first, then the augmented images are split at random into
       train/val, so variants of one source land on both sides (the classic mistake);
   (b) clean: sources are split first (imgclf.split), then only train is augmented (imgclf.augment).
-Both are scored on val and on the official test set. Writes bench/out/leak_demo.json.
+Both are scored on val and on the official test set. The near-duplicate audit (the split stage's,
+with params.yaml's settings) is then run on the leaky result: of the leaked (val image, train
+image of the same source) pairs, how many it would have kept together (same group of confirmed
+near-duplicates and identical images), and how many it confirms directly as a pair.
+Writes bench/out/leak_demo.json.
 """
 
 from __future__ import annotations
@@ -23,6 +27,40 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 AUGMENTERS = [{"name": "Fliplr", "args": {"p": 0.5}},
               {"name": "Affine", "args": {"translate_px": {"x": [-3, 3], "y": [-3, 3]}, "mode": "constant", "cval": 0}}]
+
+
+def audit_leaky(everything, is_val: np.ndarray) -> dict:
+    """What the split's near-duplicate audit makes of the leaky split: the share of leaked
+    (val, train) pairs of one source that it groups together, and that it confirms directly."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from imgclf.near_duplicates import AuditConfig, near_duplicates
+    from imgclf.params import load_params
+
+    p = load_params("params.yaml").split
+    config = AuditConfig(max_shift=p.near_duplicate_max_shift, neighbours=p.near_duplicate_neighbours,
+                         max_rms=p.near_duplicate_max_rms)
+    pairs, _ = near_duplicates(everything.images, config)
+    m = everything.manifest
+    n = len(m)
+    same_pixels = m.groupby("sha256").ngroup().to_numpy()
+    first = np.unique(same_pixels, return_index=True)[1][same_pixels]      # link to the first identical image
+    graph = coo_matrix((np.ones(len(pairs) + n), (np.concatenate([pairs.a, np.arange(n)]),
+                                                   np.concatenate([pairs.b, first]))), shape=(n, n))
+    group = connected_components(graph, directed=False)[1]
+    confirmed = set(zip(pairs.a.tolist(), pairs.b.tolist())) | {(j, i) for i, j in zip(pairs.a.tolist(), pairs.b.tolist())}
+    parent = m["parent_id"].to_numpy()
+    val_rows, train_rows = np.flatnonzero(is_val), np.flatnonzero(~is_val)
+    by_parent: dict = {}
+    for t in train_rows:
+        by_parent.setdefault(parent[t], []).append(t)
+    leaked = [(v, t) for v in val_rows for t in by_parent.get(parent[v], [])]
+    grouped = sum(group[v] == group[t] for v, t in leaked)
+    direct = sum((v, t) in confirmed or same_pixels[v] == same_pixels[t] for v, t in leaked)
+    return {"leaked_pairs": len(leaked),
+            "leaked_pairs_the_audit_groups": round(grouped / max(len(leaked), 1), 4),
+            "leaked_pairs_the_audit_confirms_directly": round(direct / max(len(leaked), 1), 4)}
 
 
 def main() -> None:
@@ -71,12 +109,15 @@ def main() -> None:
     val_rows = everything.manifest["parent_id"].to_numpy()[is_val]
     train_parents = set(everything.manifest["parent_id"].to_numpy()[~is_val])
     leaky["val_images_whose_source_is_in_train"] = int(sum(p in train_parents for p in val_rows))
+    leaky.update(audit_leaky(everything, is_val))
 
     split = assign_splits(train_pool, args.val_fraction, args.seed)
     augmented, _ = augment_set(split, args.multiplier, 42, AUGMENTERS, show_progress=False)
     am = augmented.manifest
     clean = run(augmented.subset((am["split"] == "train").to_numpy()), augmented.subset((am["split"] == "val").to_numpy()))
-    clean["val_images_whose_source_is_in_train"] = 0
+    clean_parents = am["parent_id"].to_numpy()
+    clean_train = set(clean_parents[(am["split"] == "train").to_numpy()])
+    clean["val_images_whose_source_is_in_train"] = int(sum(p in clean_train for p in clean_parents[(am["split"] == "val").to_numpy()]))
 
     out = {"sources": args.sources, "multiplier": args.multiplier, "leaky_augment_then_split": leaky,
            "clean_split_then_augment": clean}

@@ -116,14 +116,20 @@ def overlap_pairs(centre: np.ndarray, probes: np.ndarray, chunk: int = 1 << 16) 
     probes may have more rows than centre (queries searched but not indexed)."""
     order = np.argsort(centre, kind="stable")
     sorted_keys = centre[order]
+    # A bitmap of the keys' top 24 bits rules out almost every probe before the binary search.
+    occupied = np.zeros(1 << 24, bool)
+    occupied[centre[centre != 0] >> np.uint64(40)] = True
     found_a, found_b = [], []
     for start in range(0, len(probes), chunk):
         block = probes[start:start + chunk]
-        lo = np.searchsorted(sorted_keys, block, "left")
-        hi = np.searchsorted(sorted_keys, block, "right")
-        rows, cols = np.nonzero((hi > lo) & (block != 0))
-        counts = (hi - lo)[rows, cols]
-        first = np.repeat(lo[rows, cols], counts)
+        rows, cols = np.nonzero(occupied[block >> np.uint64(40)] & (block != 0))
+        keys = block[rows, cols]
+        lo = np.searchsorted(sorted_keys, keys, "left")
+        hi = np.searchsorted(sorted_keys, keys, "right")
+        hit = hi > lo
+        rows, lo, hi = rows[hit], lo[hit], hi[hit]
+        counts = hi - lo
+        first = np.repeat(lo, counts)
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         found_a.append(np.repeat(rows + start, counts))
         found_b.append(order[first + within])
