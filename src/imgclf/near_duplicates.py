@@ -196,7 +196,7 @@ def _copy_descriptors(images: np.ndarray, size: int = 32, crop: int = 28, window
     return np.ascontiguousarray(desc, dtype=np.float32)
 
 
-def neighbour_index(desc: np.ndarray, exact_max: int = EXACT_MAX, nprobe: int = 16):
+def neighbour_index(desc: np.ndarray, exact_max: int = EXACT_MAX, nprobe: int = 8):
     """faiss index over the descriptors: exact up to exact_max rows, an inverted file above."""
     import faiss
 
