@@ -60,9 +60,10 @@ def main(params):
         "near_duplicate_pairs": len(pairs),
         "near_duplicate_pairs_within_official_test": int(in_test.sum()),
         "near_duplicate_pairs_conflicting_labels": int(conflicting.sum()),
-        "near_duplicate_pairs_conflicting_labels_list": [f"{ids[a]} ~ {ids[b]}" for a, b in
-                                                          zip(pairs.a[conflicting][:20], pairs.b[conflicting][:20])],
-        "groups_with_conflicting_labels_list": [", ".join(g) for g in label_conflicts(m)],
+        # the first 20 as one string each: metrics stay flat for `dvc metrics diff`
+        "near_duplicate_pairs_conflicting_labels_list": "; ".join(
+            f"{ids[a]} ~ {ids[b]}" for a, b in zip(pairs.a[conflicting][:20], pairs.b[conflicting][:20])),
+        "groups_with_conflicting_labels_list": "; ".join(", ".join(g) for g in label_conflicts(m)),
         "audit_recall_own_variants": recall,
         "audit_recall_pairs": probes,
     })

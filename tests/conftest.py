@@ -22,7 +22,8 @@ SHARED_FMNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
 
 def synthetic_images(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
     """Learnable fake garments on noise: class c is a bright bar 4 + 2c pixels long at a random
-    place, so the class survives the flips and shifts of the default augmenters."""
+    place, so the class survives the flips and shifts of the default augmenters; the noise makes
+    every image distinct (no near-duplicates)."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 10
     rng.shuffle(labels)
@@ -32,6 +33,12 @@ def synthetic_images(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.
         row = int(rng.integers(4, size - 8))
         col = int(rng.integers(2, size - 2 - length))
         img[row:row + 4, col:col + length] = 220
+        # three faint squares elsewhere: two images of one class must not pass for shifted copies of
+        # each other (the split's near-duplicate audit would rightly group them)
+        for _ in range(3):
+            side = int(rng.integers(3, 6))
+            y, x = rng.integers(0, size - side, 2)
+            img[y:y + side, x:x + side] = np.maximum(img[y:y + side, x:x + side], 60)
     return images, labels.astype(np.uint8)
 
 
