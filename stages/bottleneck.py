@@ -17,8 +17,7 @@ def main(params):
         # A CNN reads the images; computing vectors nobody reads costs a cold run over a minute.
         # Switching back to the head re-runs this stage, served from the store.
         save_npy(paths.FEATURES, np.zeros((0, 0), np.float32))
-        write_json(paths.METRICS / "bottleneck.json", {"skipped": "train.model is cnn", "images": len(data.images),
-                                                       "hits": 0, "misses": 0})
+        write_json(paths.METRICS / "bottleneck.json", {"skipped": "train.model is cnn", "images": len(data.images)})
         print(f"bottleneck: skipped for {len(data.images)} images: train.model is cnn, which reads the images")
         return
     extractor = extractor_for(p)
@@ -26,9 +25,13 @@ def main(params):
     with FeatureStore(store_path) as store:
         features, report = compute_features(data.images, extractor, store)
     save_npy(paths.FEATURES, features)
-    write_json(paths.METRICS / "bottleneck.json", report.as_metrics())
+    figures = report.as_metrics()
+    # What the vectors are is the change's; how many the local store already held is the machine's.
+    write_json(paths.METRICS / "bottleneck.json",
+               {k: figures.pop(k) for k in ("namespace", "images", "unique_images", "corrupt")})
     print(report.line())
     print(f"bottleneck: store {store_path}")
+    return figures
 
 
 if __name__ == "__main__":

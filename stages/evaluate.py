@@ -7,6 +7,7 @@ import numpy as np
 
 from imgclf import paths, stage
 from imgclf.atomic import atomic_path, load_npy, write_csv, write_json
+from imgclf.keras_file import save_model
 from imgclf.backbones import extractor_for
 from imgclf.evaluation import confusion_rows, per_class_table, split_metrics
 from imgclf.export import build_exported_model
@@ -52,8 +53,7 @@ def main(params):
         exported = build_exported_model(extractor, model, tuple(data.images.shape[1:]))
         export_pred = np.argmax(exported.predict(np.asarray(test_images), batch_size=PREDICT_BATCH, verbose=0),
                                 axis=1)
-        with atomic_path(paths.EXPORTED, suffix=".keras") as tmp:
-            exported.save(tmp)
+        save_model(exported, paths.EXPORTED)
     metrics["export"] = {
         "agreement_with_pipeline_test": round(float((export_pred == test_pred).mean()), 4),
         "test_accuracy": round(float((export_pred == test_true).mean()), 4),

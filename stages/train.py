@@ -6,7 +6,8 @@ import time
 import numpy as np
 
 from imgclf import paths, stage
-from imgclf.atomic import atomic_path, load_npy, write_json
+from imgclf.atomic import load_npy, write_json
+from imgclf.keras_file import save_model
 from imgclf.cnn import CnnConfig, train_cnn
 from imgclf.head import HeadConfig, train_head
 from imgclf.manifest import load_set
@@ -43,15 +44,17 @@ def main(params):
         models.append(model)
         summaries.append(summary)
     model = soft_vote(models)
-    with atomic_path(paths.MODEL, suffix=".keras") as tmp:
-        model.save(tmp)
-    summary = dict(summaries[0], model=p.model, ensemble=p.ensemble,
-                   train_seconds=round(time.perf_counter() - start, 1),
-                   parameters=int(model.count_params()))
+    save_model(model, paths.MODEL)
+    train_seconds = round(time.perf_counter() - start, 1)
+    summary = {k: v for k, v in summaries[0].items() if k != "train_seconds"}    # the run log has it
+    summary.update(model=p.model, ensemble=p.ensemble, parameters=int(model.count_params()))
     write_json(paths.METRICS / "train.json", summary)
+    # dvclive's own summary repeats metrics/train.json; its per-epoch plots are what is kept.
+    (paths.TRAIN_LIVE / "metrics.json").unlink(missing_ok=True)
     print(f"train: {p.model} x{p.ensemble}: {summary['epochs_run']} epochs (best {summary['best_epoch']}), "
-          f"best val accuracy {summary['best_val_accuracy']}, {summary['train_seconds']} s, "
+          f"best val accuracy {summary['best_val_accuracy']}, {train_seconds} s, "
           f"{summary['parameters']} parameters")
+    return {"train_seconds": train_seconds}
 
 
 if __name__ == "__main__":

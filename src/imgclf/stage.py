@@ -1,5 +1,6 @@
-"""What every stage entry point shares: load validated params, and turn expected failures into
-one clear message and exit code 2 instead of a traceback."""
+"""What every stage entry point shares: load validated params, turn expected failures into one
+clear message and exit code 2 instead of a traceback, and log the run's machine figures (wall
+time, peak RSS, and whatever the stage returns) to the run log, not to the tracked metrics."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import sys
 import time
 from typing import Callable
 
-from imgclf.atomic import write_json
+from imgclf import runlog
 from imgclf.params import ParamsError, load_params
-from imgclf.paths import METRICS
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ParamsError, ValueError, RuntimeError, OSError)
 
@@ -23,7 +23,7 @@ def run(name: str, stage: Callable, params_path: str = "params.yaml") -> None:
     start = time.perf_counter()
     try:
         params = load_params(params_path)
-        stage(params)
+        figures = stage(params) or {}
     except EXPECTED_ERRORS as err:
         if os.environ.get("IMGCLF_TRACEBACK"):
             raise
@@ -31,6 +31,5 @@ def run(name: str, stage: Callable, params_path: str = "params.yaml") -> None:
         sys.exit(2)
     seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    write_json(METRICS / "resources" / f"{name}.json",
-               {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_mib)})
+    runlog.record(name, {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_mib), **figures})
     print(f"{name}: done in {seconds:.1f} s, peak RSS {peak_mib:.0f} MiB")

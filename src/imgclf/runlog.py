@@ -1,0 +1,62 @@
+"""Run figures that belong to the machine, not to the change: wall times, peak memory, feature
+cache hits and misses. They are appended to a git-ignored log instead of the tracked metrics, so
+`dvc metrics diff` and `dvc.lock` show only what a change did to quality and data, and a re-run
+of the same commit leaves `git status` clean.
+
+    python -m imgclf.runlog [--last 12] [--stage bottleneck]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+LOG = Path(".runs") / "log.jsonl"
+
+
+def log_path(cwd: Path | None = None) -> Path:
+    """Under the real project, also from a `dvc exp run --temp/--queue` copy in .dvc/tmp/exps."""
+    from imgclf.bottleneck import project_root
+    return project_root(cwd) / LOG
+
+
+def record(stage: str, figures: dict) -> None:
+    """Append one line (a single write of a short line: concurrent queue workers do not interleave)."""
+    from imgclf.cpu import native_bfloat16
+
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "stage": stage, "cwd": os.getcwd(),
+             "cpu": {True: "AVX512-BF16/AMX", False: "no AVX512-BF16", None: platform.machine()}[native_bfloat16()],
+             **figures}
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def read(path: Path | None = None) -> list[dict]:
+    path = path or log_path()
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Print the last stage runs: wall time, peak RSS, cache hits.")
+    parser.add_argument("--last", type=int, default=12)
+    parser.add_argument("--stage")
+    args = parser.parse_args(argv)
+    runs = [r for r in read() if args.stage in (None, r["stage"])][-args.last:]
+    if not runs:
+        print(f"no runs logged yet in {log_path()}")
+        return
+    for r in runs:
+        extra = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("time", "stage", "cwd", "cpu"))
+        print(f"{r['time']}  {r['stage']:<10} {extra}  [{r['cpu']}]")
+
+
+if __name__ == "__main__":
+    main()
