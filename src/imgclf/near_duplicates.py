@@ -196,10 +196,12 @@ def _copy_descriptors(images: np.ndarray, size: int = 32, crop: int = 28, window
     return np.ascontiguousarray(desc, dtype=np.float32)
 
 
-def neighbour_index(desc: np.ndarray, exact_max: int = EXACT_MAX, nprobe: int = 8):
-    """faiss index over the descriptors: exact up to exact_max rows, an inverted file above."""
+def neighbour_index(desc: np.ndarray, exact_max: int | None = None, nprobe: int = 8):
+    """faiss index over the descriptors: exact up to exact_max (default EXACT_MAX) rows, an
+    inverted file above."""
     import faiss
 
+    exact_max = EXACT_MAX if exact_max is None else exact_max
     dim = desc.shape[1]
     if len(desc) <= exact_max:
         index = faiss.IndexFlatL2(dim)
@@ -213,7 +215,7 @@ def neighbour_index(desc: np.ndarray, exact_max: int = EXACT_MAX, nprobe: int = 
     return index
 
 
-def neighbour_pairs(desc: np.ndarray, k: int, max_distance: float, exact_max: int = EXACT_MAX,
+def neighbour_pairs(desc: np.ndarray, k: int, max_distance: float, exact_max: int | None = None,
                     queries: np.ndarray | None = None, chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
     """(query row, index row) for each row's k nearest neighbours within max_distance (squared L2
     between standardised descriptors), self-matches dropped. Query rows are desc's rows, then
