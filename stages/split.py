@@ -13,7 +13,7 @@ from imgclf.audit import own_variant_recall, probe_variants
 from imgclf.manifest import DataError, save_set
 from imgclf.near_duplicates import AuditConfig, Pairs, near_duplicates
 from imgclf.previews import near_duplicate_preview, save_png, split_preview
-from imgclf.split import assign_splits, label_conflicts, near_duplicate_counts, split_summary
+from imgclf.split import assign_splits, near_duplicate_counts, split_summary
 
 
 def main(params):
@@ -63,7 +63,6 @@ def main(params):
         # the first 20 as one string each: metrics stay flat for `dvc metrics diff`
         "near_duplicate_pairs_conflicting_labels_list": "; ".join(
             f"{ids[a]} ~ {ids[b]}" for a, b in zip(pairs.a[conflicting][:20], pairs.b[conflicting][:20])),
-        "groups_with_conflicting_labels_list": "; ".join(", ".join(g) for g in label_conflicts(m)),
         "audit_recall_own_variants": recall,
         "audit_recall_pairs": probes,
     })

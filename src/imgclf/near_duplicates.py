@@ -55,14 +55,14 @@ class Pairs:
 
 
 def grey(images: np.ndarray, size: int | None = None) -> np.ndarray:
-    """uint8 grey images, area-downscaled to `size` when larger (float32 out)."""
+    """uint8 grey images, area-downscaled to `size` when larger."""
     out = []
     for img in images:
         g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
         if size is not None and g.shape[0] > size:
             g = cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA)
         out.append(g)
-    return np.stack(out).astype(np.float32) if out else np.empty((0, size or 0, size or 0), np.float32)
+    return np.stack(out) if out else np.empty((0, size or 0, size or 0), np.uint8)
 
 
 # -- 1. exact overlap ------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
     queries = images[:0] if queries is None else queries
     n, size = len(images), images.shape[1]
     both = np.concatenate([images, queries])
-    keyed = grey(both, KEY_SIZE).astype(np.uint8)
+    keyed = grey(both, KEY_SIZE)
     centre, probes = overlap_keys(keyed, _scaled_shift(config.max_shift, size, KEY_SIZE))
     ea, eb = overlap_pairs(centre[:n], probes)         # probe rows: images then queries
     desc = copy_descriptors(both)
@@ -339,7 +339,7 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
     within = _unique_pairs(a[~is_query], b[~is_query])
     cross = np.unique((a[is_query] - n) << np.int64(32) | b[is_query])
     qa, qb = cross >> np.int64(32), cross & np.int64(0xFFFFFFFF)
-    small = grey(both, VERIFY_SIZE)
+    small = grey(both, VERIFY_SIZE).astype(np.float32)
     shift = _scaled_shift(config.max_shift, size, VERIFY_SIZE)
     rms = aligned_rms(small, np.concatenate([within[0], qa + n]), np.concatenate([within[1], qb]), shift,
                       reject_above=1.5 * config.max_rms)

@@ -28,9 +28,10 @@ class LabelConflictError(DataError):
     different labels: the data is wrong, and no split can keep both the group and the labels."""
 
 
-def label_conflicts(manifest: pd.DataFrame, limit: int = 20) -> list[list[str]]:
-    """Groups by name/CSV and identical content whose members carry different labels, each as
-    'id (class)' strings; near-duplicate links are not considered (a detection may be wrong)."""
+def label_conflicts(manifest: pd.DataFrame, limit: int = 20) -> tuple[int, list[list[str]]]:
+    """(how many groups by name/CSV and identical content carry several labels, the first `limit`
+    of them as 'id (class)' strings); near-duplicate links are not considered (a detection may be
+    wrong)."""
     component = _groups(manifest)
     labels = manifest.groupby(component)["label"].nunique()
     bad = labels[labels > 1].index
@@ -38,7 +39,7 @@ def label_conflicts(manifest: pd.DataFrame, limit: int = 20) -> list[list[str]]:
     for c in bad[:limit]:
         rows = manifest[component == c]
         out.append([f"{i} ({k})" for i, k in zip(rows["id"], rows["class_name"])])
-    return out
+    return len(bad), out
 
 
 def _groups(manifest: pd.DataFrame, links: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -70,9 +71,10 @@ def assign_splits(data: ImageSet, val_fraction: float, seed: int,
     """
     m = data.manifest.copy()
     m["sha256"] = [image_sha256(img) for img in data.images]
-    if fail_on_label_conflict and (conflicts := label_conflicts(m)):
+    if fail_on_label_conflict and (conflicts := label_conflicts(m))[0]:
+        count, conflicts = conflicts
         raise LabelConflictError(
-            f"{len(conflicts)}{'+' if len(conflicts) == 20 else ''} groups of one photo (same name stem, CSV group or "
+            f"{count} groups of one photo (same name stem, CSV group or "
             f"identical pixels) carry different labels; fix the labels or the names, or set split.near_duplicates: "
             f"report to list them in metrics/leakage.json instead:\n  " + "\n  ".join(", ".join(g) for g in conflicts))
     component = _groups(m, links)
@@ -145,12 +147,15 @@ def split_summary(manifest: pd.DataFrame) -> tuple[dict, dict]:
         "val_share_max_class": round(float(val_share.max()), 4) if len(val_share) else 0.0,
     })
     used = manifest[manifest["split"].isin(SPLITS)]
+    conflicts, listed = label_conflicts(manifest)
     dup = manifest.duplicated("sha256", keep="first")
     leakage = {
         "sources_in_more_than_one_split": int((used.groupby("source_id")["split"].nunique() > 1).sum()),
         "identical_images_across_splits": int((used.groupby("sha256")["split"].nunique() > 1).sum()),
         "excluded_train_images_grouped_with_test": int(counts.get("excluded", 0)),
         "duplicate_images_total": int(dup.sum()),
-        "groups_with_conflicting_labels": len(label_conflicts(manifest, limit=len(manifest))),
+        "groups_with_conflicting_labels": conflicts,
+        # the first 20 as one string: metrics stay flat for `dvc metrics diff`
+        "groups_with_conflicting_labels_list": "; ".join(", ".join(g) for g in listed),
     }
     return stats, leakage
