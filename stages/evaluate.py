@@ -5,8 +5,8 @@ import shutil
 
 import numpy as np
 
-from imgclf import paths, stage
-from imgclf.atomic import atomic_path, load_npy, write_csv, write_json
+from imgclf import embedding, paths, stage
+from imgclf.atomic import atomic_path, load_npy, write_bytes, write_csv, write_json
 from imgclf.keras_file import save_model
 from imgclf.backbones import extractor_for
 from imgclf.evaluation import confusion_rows, per_class_table, split_metrics
@@ -18,6 +18,20 @@ from imgclf.previews import misclassified_preview, save_png
 # One batch size for the pipeline's predictions and the export check: under mixed_bfloat16 a
 # CNN's predictions depend on it (2 of 10,000 test images changed between 1024 and 256).
 PREDICT_BATCH = 1024
+
+
+def write_embedding_view(mask, y_true, y_pred, names, features=None) -> None:
+    """The projector view of a fixed sample of the test set, in the frozen backbone's feature
+    space for either model (what the head sees; what a CNN starts from)."""
+    rows = np.flatnonzero(mask)
+    pick = embedding.sample_rows(len(rows))
+    if len(pick) < 3:
+        print(f"evaluate: embedding view skipped: {len(pick)} test images (needs 3)")
+        return
+    features = load_npy(paths.FEATURES) if features is None else features
+    xy = embedding.project(np.asarray(features[rows[pick]]))
+    title = f"Test images in the backbone's feature space (t-SNE of {len(pick):,} of {len(rows):,})"
+    write_bytes(paths.PREVIEWS / "embedding_test.png", embedding.render(xy, y_true[pick], y_pred[pick], names, title))
 
 
 def main(params):
@@ -40,6 +54,7 @@ def main(params):
             write_csv(paths.METRICS / "plots" / "confusion_test.csv", confusion_rows(y_true, y_pred, names))
             write_csv(paths.METRICS / "plots" / "per_class_test.csv", per_class_table(y_true, y_pred, names))
             save_png(paths.PREVIEWS / "test_errors.png", misclassified_preview(test_images, y_true, probs, names))
+            write_embedding_view(mask, y_true, y_pred, names, inputs if not on_images else None)
 
     if on_images:
         # A CNN already reads raw images: the exported classifier is models/model.keras byte for byte,

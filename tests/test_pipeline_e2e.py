@@ -15,6 +15,10 @@ import pytest
 
 from tests.conftest import BIN, make_pipeline_repo, run, write_idx_dataset
 
+# Params "B" of the run-cache tests: every stage's params differ from the committed ones.
+PARAMS_B = ["-S", "download.timeout_s=61", "-S", "split.seed=7", "-S", "augment.seed=7", "-S", "train.seed=7"]
+
+
 def _run(args, cwd, check=True):
     return run(args, cwd, check=check, timeout=600)
 
@@ -203,7 +207,7 @@ def test_every_stage_is_restored_from_the_run_cache(repo):
 
     _run([str(BIN / "dvc"), "repro"], repo)
     first = outputs()
-    b = ["-S", "download.timeout_s=61", "-S", "split.seed=7", "-S", "augment.seed=7", "-S", "train.seed=7"]
+    b = PARAMS_B
     params = (repo / "params.yaml").read_text()
     _run([str(BIN / "dvc"), "exp", "run", *b], repo)
     (repo / "params.yaml").write_text(params)
@@ -212,3 +216,68 @@ def test_every_stage_is_restored_from_the_run_cache(repo):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out, out
     assert "Running stage" not in out
     assert outputs() == first
+
+
+@pytest.mark.parametrize("kind", ["local", "ssh"])
+def test_a_fresh_clone_restores_every_stage_from_a_remote(repo, kind, tmp_path):
+    """The team loop: whoever ran the pipeline pushes (`dvc push --run-cache`, `dvc exp push`); a
+    fresh clone pulls and computes nothing, for the committed run and for a shared experiment;
+    the exported model is fetched by its registry name (`dvc artifacts get`)."""
+    from tests.sftp_server import serve
+
+    dvc = str(BIN / "dvc")
+    _run(["git", "reset", "-q", "--hard"], repo)
+    _run([dvc, "checkout", "-f"], repo)
+    exp = f"shared-{kind}"
+    _run([dvc, "exp", "run", "-n", exp, *PARAMS_B], repo)     # in the run-cache already: no compute
+    _run(["git", "reset", "-q", "--hard"], repo)
+    _run([dvc, "checkout", "-f"], repo)
+    origin = tmp_path / "origin.git"                          # the team's git server
+    _run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    if not _run(["git", "tag", "-l", "fashion-classifier@v1.0.0"], repo).stdout.strip():
+        # A model-registry version (GTO's tag convention, which `dvc artifacts get` resolves).
+        _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "fashion-classifier@v1.0.0",
+              "-m", "first release"], repo)
+    _run(["git", "push", "-q", "--tags", str(origin), "HEAD:refs/heads/main"], repo)
+    _run(["git", "symbolic-ref", "HEAD", "refs/heads/main"], origin)
+
+    def configure(cwd, url, keyfile=None):
+        _run([dvc, "remote", "add", "--local", "-f", "-d", "team", url], cwd)
+        if keyfile:
+            _run([dvc, "remote", "modify", "--local", "team", "keyfile", str(keyfile)], cwd)
+
+    def round_trip(url, keyfile=None):
+        configure(repo, url, keyfile)
+        assert "pushed" in _run([dvc, "push", "--run-cache"], repo).stdout
+        _run([dvc, "exp", "push", str(origin), exp], repo)
+        clone = tmp_path / "clone"
+        _run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
+        configure(clone, url, keyfile)
+        pulled = _run([dvc, "pull", "--run-cache"], clone)
+        out = _run([dvc, "repro"], clone).stdout
+        assert "Running stage" not in out, pulled.stdout + out
+        assert _run([dvc, "status"], clone).stdout.strip() == "Data and pipelines are up to date."
+        assert _run(["git", "status", "--porcelain"], clone).stdout == ""
+        # A colleague's experiment: its metrics from git, its outputs from the remote.
+        _run([dvc, "exp", "pull", str(origin), exp], clone)
+        _run([dvc, "exp", "apply", exp], clone)
+        _run([dvc, "pull"], clone)
+        out = _run([dvc, "repro"], clone).stdout
+        assert "Running stage" not in out, out
+        assert "split.seed" in _run([dvc, "params", "diff", "--md"], clone).stdout
+        # The model registry: the exported classifier, fetched by name through the same remote.
+        config = tmp_path / "team.conf"
+        config.write_text(f"[core]\n    remote = team\n['remote \"team\"']\n    url = {url}\n"
+                          + (f"    keyfile = {keyfile}\n" if keyfile else ""))
+        fetched = tmp_path / "fetched.keras"
+        _run([dvc, "artifacts", "get", str(origin), "fashion-classifier", "--rev", "v1.0.0", "-o", str(fetched),
+              "--config", str(config)], tmp_path)
+        assert fetched.read_bytes() == (repo / "models" / "classifier.keras").read_bytes()
+
+    if kind == "local":
+        round_trip(str(tmp_path / "remote"))
+    else:
+        with serve(tmp_path) as server:
+            round_trip(server.url("dvc-store"), server.keyfile)
+            assert any((server.root / "dvc-store" / "files").rglob("*")), "nothing reached the SSH server"
+            assert any((server.root / "dvc-store" / "runs").rglob("*")), "no run-cache on the SSH server"
