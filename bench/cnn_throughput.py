@@ -1,6 +1,6 @@
 """Training throughput of the CNN on this machine, to size `train.cnn.epochs` for a time budget
 before spending half an hour on a run: the machines behind "2 cores" differ by 2.5x for the
-same network (README: "What 30 minutes buys depends on the CPU").
+same network (docs/hardware.md).
 
     python bench/cnn_throughput.py                                   # params.yaml's CNN
     python bench/cnn_throughput.py --filters 48,96,192 --block conv-pool-conv --precision float32

@@ -1,11 +1,11 @@
-"""Regenerate the results table in README.md from `dvc exp show --json` (never typed by hand).
+"""Regenerate the results table in docs/results.md from `dvc exp show --json` (never typed by hand).
 
-    python bench/results_table.py [--readme README.md] [--dvc dvc]
+    python bench/results_table.py [--doc docs/results.md] [--dvc dvc]
 
 Rows: the committed baseline (HEAD) and every experiment of every commit
 (`dvc exp show --all-commits`), each with the commit it ran on and the exact `dvc exp run -S ...`
 arguments that differ from that commit's params. Experiment refs live only in the clone that ran
-them (until `dvc exp push`), so rows already in the README whose experiment this clone does not
+them (until `dvc exp push`), so rows already in the table whose experiment this clone does not
 have are kept as they are, after the rows this clone can regenerate.
 """
 
@@ -105,7 +105,7 @@ def merge(text: str, old: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--doc", "--readme", dest="readme", default="docs/results.md")
     parser.add_argument("--dvc", default="dvc")
     args = parser.parse_args()
     shown = subprocess.run([args.dvc, "exp", "show", "--all-commits", "--json"], capture_output=True,

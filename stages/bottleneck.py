@@ -35,4 +35,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("bottleneck", main)
+    stage.run("bottleneck", main, keras=True)

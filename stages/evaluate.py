@@ -20,17 +20,17 @@ from imgclf.previews import misclassified_preview, save_png
 PREDICT_BATCH = 1024
 
 
-def write_embedding_view(mask, y_true, y_pred, names, features=None) -> None:
-    """The projector view of a fixed sample of the test set, in the frozen backbone's feature
-    space for either model (what the head sees; what a CNN starts from)."""
+def write_embedding_view(mask, y_true, y_pred, names, features, space: str) -> None:
+    """The projector view of a fixed sample of the test set in the space the model reads: the
+    frozen backbone's features for the head, the pixels for a CNN (the bottleneck stage computes
+    no features for a CNN)."""
     rows = np.flatnonzero(mask)
     pick = embedding.sample_rows(len(rows))
     if len(pick) < 3:
         print(f"evaluate: embedding view skipped: {len(pick)} test images (needs 3)")
         return
-    features = load_npy(paths.FEATURES) if features is None else features
     xy = embedding.project(np.asarray(features[rows[pick]]))
-    title = f"Test images in the backbone's feature space (t-SNE of {len(pick):,} of {len(rows):,})"
+    title = f"Test images in {space} (t-SNE of {len(pick):,} of {len(rows):,})"
     write_bytes(paths.PREVIEWS / "embedding_test.png", embedding.render(xy, y_true[pick], y_pred[pick], names, title))
 
 
@@ -38,7 +38,7 @@ def main(params):
     import keras
 
     data = load_set(paths.AUGMENTED, mmap=True)
-    model = keras.models.load_model(paths.MODEL, safe_mode=True)
+    model = keras.models.load_model(paths.MODEL, safe_mode=True, compile=False)   # predicting only
     on_images = params.train.model == "cnn"  # a cnn reads the images, a head the bottlenecks
     inputs = data.images if on_images else load_npy(paths.FEATURES)
     m, names = data.manifest, data.class_names()
@@ -54,7 +54,8 @@ def main(params):
             write_csv(paths.METRICS / "plots" / "confusion_test.csv", confusion_rows(y_true, y_pred, names))
             write_csv(paths.METRICS / "plots" / "per_class_test.csv", per_class_table(y_true, y_pred, names))
             save_png(paths.PREVIEWS / "test_errors.png", misclassified_preview(test_images, y_true, probs, names))
-            write_embedding_view(mask, y_true, y_pred, names, inputs if not on_images else None)
+            write_embedding_view(mask, y_true, y_pred, names, inputs,
+                                 "pixel space" if on_images else "the backbone's feature space")
 
     if on_images:
         # A CNN already reads raw images: the exported classifier is models/model.keras byte for byte,
@@ -85,4 +86,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("evaluate", main)
+    stage.run("evaluate", main, keras=True)

@@ -10,7 +10,7 @@ from imgclf.atomic import load_npy, write_json
 from imgclf.keras_file import save_model
 from imgclf.cnn import CnnConfig, train_cnn
 from imgclf.head import HeadConfig, train_head
-from imgclf.manifest import load_set
+from imgclf.manifest import DataError, load_set
 from imgclf.voting import soft_vote
 
 
@@ -24,7 +24,7 @@ def main(params):
     if p.model == "head":
         x = load_npy(paths.FEATURES)
         if len(x) != len(m):
-            raise ValueError(f"{paths.FEATURES} has {len(x)} rows but the manifest has {len(m)}; re-run bottleneck")
+            raise DataError(f"{paths.FEATURES} has {len(x)} rows but the manifest has {len(m)}; re-run bottleneck")
 
         def fit(seed, live_dir):
             return train_head(x[train], y[train], x[val], y[val], n_classes,
@@ -58,4 +58,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("train", main)
+    stage.run("train", main, keras=True)

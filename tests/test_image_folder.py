@@ -365,3 +365,36 @@ def test_a_folder_that_is_one_photo_many_times_is_a_clear_error(tmp_path, monkey
     images = {f"{'ab'[i % 2]}/p{i}.png": np.roll(photos["a"], i % 3, axis=1) for i in range(12)}
     with pytest.raises(DataError, match=r"carry different labels.*\n  a/p0.png \(a\), a/p6.png \(a\), b/p3.png \(b\)"):
         _split_stage_on(tmp_path / "mixed", monkeypatch, images)
+
+
+@pytest.mark.parametrize("colour", ["grey", "rgb"])
+def test_predict_converts_a_file_exactly_as_the_split_stage_did(tmp_path, colour):
+    """Train/serve consistency: imgclf-predict's input array for a file equals the array the
+    folder loader (what the split stage calls) made of it, byte for byte, for a source smaller
+    and one larger than the model's input, in PNG and JPEG."""
+    from imgclf.predict import load_image
+
+    rng = np.random.default_rng(3)
+    sizes = {"small.png": (19, 23), "large.jpg": (90, 71), "same.png": (28, 28), "wide.png": (120, 40)}
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for name, (h, w) in sizes.items():
+            img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 1.5)
+            cv2.imwrite(str(tmp_path / cls / name), img)
+    data, _ = load(tmp_path, 28, colour, "fail")
+    shape = (28, 28) if colour == "grey" else (28, 28, 3)
+    for row, file_id in enumerate(data.manifest["id"]):
+        served = load_image(tmp_path / file_id, shape)
+        assert served.dtype == data.images.dtype and served.shape == data.images[row].shape
+        assert served.tobytes() == data.images[row].tobytes(), file_id
+
+
+def test_predict_names_a_file_it_cannot_serve(tmp_path):
+    from imgclf.predict import load_image
+
+    (tmp_path / "scan.tif").write_bytes(b"II*\x00")
+    with pytest.raises(BadImage, match=r"scan\.tif: unsupported extension '\.tif'"):
+        load_image(tmp_path / "scan.tif", (28, 28))
+    (tmp_path / "photo.png").write_bytes(_jpeg_bytes())
+    with pytest.raises(BadImage, match=r"photo\.png: wrong extension"):
+        load_image(tmp_path / "photo.png", (28, 28))

@@ -108,3 +108,35 @@ def test_check_cli_exit_codes(tmp_path):
     assert res.returncode == 2 and "augment.multiplier = 0" in res.stderr
     missing = subprocess.run(run + [str(tmp_path / "none.yaml")], capture_output=True, text=True)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def _defaults_that_differ(model_cls, data: dict, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    found = []
+    for name, field in model_cls.model_fields.items():
+        key, ann = f"{prefix}{name}", field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            found += _defaults_that_differ(ann, data.get(name, {}), key + ".")
+            continue
+        if field.is_required():
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, list):
+            default = [d.model_dump() if isinstance(d, BaseModel) else d for d in default]
+        if name not in data:
+            found.append(f"{key}: missing from params.yaml")
+        elif default != data[name]:
+            found.append(f"{key}: schema default {default!r}, params.yaml {data[name]!r}")
+    return found
+
+
+def test_schema_defaults_are_params_yaml():
+    """params.yaml is the one source of truth: the schema's defaults may not say otherwise."""
+    import yaml
+
+    from imgclf.params import Params
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert _defaults_that_differ(Params, data) == []

@@ -145,7 +145,7 @@ def test_predict_cli_on_png_jpeg_and_bad_files(repo, tmp_path):
     assert lines[1].startswith(f"{jpg}: ")
     bad = _run(args + [str(png), str(text), str(empty)], repo, check=False)
     assert bad.returncode == 2
-    assert f"{text}: not a readable image" in bad.stderr and f"{empty}: empty file" in bad.stderr
+    assert f"{text}: not an image" in bad.stderr and f"{empty}: empty file" in bad.stderr
     assert bad.stdout.startswith(f"{png}: ")
 
 

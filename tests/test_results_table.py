@@ -1,4 +1,4 @@
-"""The README's results table is built from `dvc exp show --json`, never typed."""
+"""The results table (docs/results.md) is built from `dvc exp show --json`, never typed."""
 
 import importlib.util
 from pathlib import Path

@@ -15,13 +15,14 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from imgclf.errors import UserError
 from imgclf.download import SourceFailure, _fetch_http, _http_session
 from imgclf.hashing import file_sha256
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError, ValueError):
     pass
 
 

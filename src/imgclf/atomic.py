@@ -16,6 +16,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from imgclf.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
@@ -37,9 +39,13 @@ def atomic_path(dest: Path | str, suffix: str = "") -> Iterator[Path]:
         # Name the destination, not the temp file: that is the path the user knows.
         # numpy reports a short write without an errno; that is a full disk in practice.
         reason = err.strerror or f"{err} (short write: is the disk full?)"
-        raise OSError(err.errno, f"could not write {dest}: {reason}") from None
+        raise WriteError(err.errno, f"could not write {dest}: {reason}") from None
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+class WriteError(UserError, OSError):
+    """An output could not be written (full disk, no permission): the user's to fix."""
 
 
 def write_bytes(dest: Path | str, data: bytes) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from imgclf.errors import ConfigError
 from imgclf.progress import progress
 
 from imgclf.hashing import image_sha256, stable_seed
@@ -36,7 +37,7 @@ def build_augmenter(specs: list[dict]):
     for spec in specs:
         cls = getattr(iaa, spec["name"], None)
         if not (isinstance(cls, type) and issubclass(cls, iaa.Augmenter)):
-            raise ValueError(f"unknown imgaug augmenter {spec['name']!r}")
+            raise ConfigError(f"unknown imgaug augmenter {spec['name']!r}")
         children.append(cls(**_tuples(spec.get("args", {}))))
     return iaa.Sequential(children)
 
@@ -45,7 +46,7 @@ def make_variant(augmenter, image: np.ndarray, seed: int, image_id: str, k: int)
     augmenter.seed_(stable_seed("augment", seed, image_id, k))
     out = augmenter.augment_image(image)
     if out.shape != image.shape or out.dtype != image.dtype:
-        raise ValueError(f"augmenters changed image {image_id} from {image.shape} {image.dtype} to "
+        raise ConfigError(f"augmenters changed image {image_id} from {image.shape} {image.dtype} to "
                          f"{out.shape} {out.dtype}; use size-preserving augmenters")
     return out
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from imgclf.cpu import simd_fingerprint
+from imgclf.errors import ConfigError
 
 FORMAT_VERSION = 1  # bump when the way vectors are computed or stored changes
 
@@ -84,7 +85,7 @@ def feature_model(base, layer: str | None, grid: int):
     Why not always the last layer, globally pooled: ImageNet's deepest features describe ImageNet
     objects, and global pooling throws away where things are. On 28 px greyscale clothes, a
     mid-network map that keeps a coarse layout (e.g. MobileNet's conv_pw_5 at 6x6) makes a
-    head ~3.6 points more accurate than the pooled output (README: "Mid-network features").
+    head ~3.6 points more accurate than the pooled output (docs/design.md: "Mid-network features").
     """
     import keras
 
@@ -94,7 +95,7 @@ def feature_model(base, layer: str | None, grid: int):
         names = [lyr.name for lyr in base.layers]
         if layer not in names:
             hint = [n for n in names if n.endswith("relu")] or names
-            raise ValueError(f"bottleneck.layer: {base.name} has no layer {layer!r}; "
+            raise ConfigError(f"bottleneck.layer: {base.name} has no layer {layer!r}; "
                              f"expected one of: {', '.join(hint)}")
         fmap = base.get_layer(layer).output
     height, width = int(fmap.shape[1]), int(fmap.shape[2])
@@ -102,7 +103,7 @@ def feature_model(base, layer: str | None, grid: int):
         x = keras.layers.GlobalAveragePooling2D(name="features_avg")(fmap)
     else:
         if height % grid or width % grid:
-            raise ValueError(f"bottleneck.grid: {grid} does not divide the {height}x{width} map of "
+            raise ConfigError(f"bottleneck.grid: {grid} does not divide the {height}x{width} map of "
                              f"{layer or 'the output'} at this image_size; expected a divisor of {height}")
         x = keras.layers.AveragePooling2D((height // grid, width // grid), name="features_grid")(fmap)
         x = keras.layers.Flatten(name="features_flat")(x)
@@ -123,7 +124,7 @@ class FeatureExtractor:
         import tensorflow as tf
 
         if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
+            raise ConfigError(f"unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
         info = BACKBONES[backbone]
         if weights is None:
             keras.utils.set_random_seed(init_seed)  # random init must still be reproducible

@@ -63,7 +63,7 @@ def build_trunk(shape: tuple[int, int, int], n_classes: int, cfg: CnnConfig):
     inputs = keras.Input(shape=shape, name="scaled")
     x = inputs
     # conv-pool-conv halves each block's resolution after its first conv, so the second conv costs
-    # a quarter: the same compute buys 1.5x the width (airbench's CIFAR-10 block; README: "The CNN").
+    # a quarter: the same compute buys 1.5x the width (airbench's CIFAR-10 block; docs/design.md: "The CNN").
     pool_after = 0 if cfg.block == "conv-pool-conv" else 1
     for i, f in enumerate(cfg.filters):
         for j in range(2):

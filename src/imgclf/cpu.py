@@ -3,7 +3,7 @@ bits of the backbone's float32 features.
 
 oneDNN picks its kernels by instruction set, and kernels with another summation order round
 differently: the same MobileNet, weights and images gave a different data/features on a CPU with
-AMX/AVX512-BF16 than on one with AVX-512 alone (README: "A cache keyed by content"). Runs on one
+AMX/AVX512-BF16 than on one with AVX-512 alone (docs/design.md: "A cache keyed by content"). Runs on one
 kind of CPU stay bit for bit identical.
 """
 
@@ -35,7 +35,7 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
 def native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
     """Whether the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); None if it cannot tell.
     Without it oneDNN emulates bfloat16, and mixed_bfloat16 trains about 4x slower than float32
-    (README: "What 30 minutes buys depends on the CPU"), so a run that fitted in 30 minutes on one machine takes two hours on another."""
+    (docs/hardware.md), so a run that fitted in 30 minutes on one machine takes two hours on another."""
     flags = cpu_flags(cpuinfo)
     return None if flags is None else bool(flags & {"avx512_bf16", "amx_bf16"})
 

@@ -20,16 +20,17 @@ from pathlib import Path
 
 import requests
 from requests.adapters import HTTPAdapter
-from imgclf.progress import progress
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from imgclf.atomic import atomic_path
+from imgclf.errors import UserError
+from imgclf.progress import progress
 
 _CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     pass
 
 

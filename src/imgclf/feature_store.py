@@ -16,6 +16,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from imgclf.errors import UserError
+
 # A rowid table, not WITHOUT ROWID: rows of ~1 KiB are far above the 1/20 of a page where
 # WITHOUT ROWID stays compact (it measured 4.7 KiB on disk per 1 KiB vector). With 16 KiB pages
 # a vector costs ~1.1 KiB.
@@ -36,7 +38,7 @@ CREATE TABLE vectors (
 _LOOKUP_CHUNK = 900  # stays under SQLite's default limit of host parameters
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     pass
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.errors import UserError
+
 # IDX type codes (third byte of the magic number).
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class IdxError(ValueError):
+class IdxError(UserError, ValueError):
     pass
 
 

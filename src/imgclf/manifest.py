@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from imgclf.atomic import load_npy, save_npy, write_csv
+from imgclf.errors import UserError
 
 SPLITS = ("train", "val", "test")
 IMAGES = "images.npy"
 MANIFEST = "manifest.csv"
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     pass
 
 

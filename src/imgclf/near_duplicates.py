@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from imgclf.errors import ConfigError
+
 EXACT_MAX = 200_000        # above this many images the descriptor search uses an inverted file
 KEY_SIZE = 64              # exact-overlap keys at native size up to this, larger images downscaled
 VERIFY_SIZE = 32           # images larger than this are compared at this size
@@ -90,7 +92,7 @@ def overlap_keys(images: np.ndarray, max_shift: int, chunk: int = 8192) -> tuple
     s = max_shift
     c = size - 2 * s
     if c < 4:
-        raise ValueError(f"images of {size} px are too small for shifts of up to {s} px")
+        raise ConfigError(f"images of {size} px are too small for shifts of up to {s} px")
     rng = np.random.default_rng(_KEY_WEIGHTS_SEED)
     u1, v1, u2, v2 = rng.integers(1, 1 << 10, size=(4, c)).astype(np.float64)
     ones = np.ones(c)

@@ -18,6 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from imgclf.backbones import BACKBONES
+from imgclf.errors import UserError
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
@@ -134,26 +135,29 @@ class AugmenterSpec(_Strict):
 
 class AugmentParams(_Strict):
     multiplier: int = Field(
-        2, ge=1, le=64, description="Each train source appears this many times: the original plus multiplier-1 variants.")
+        1, ge=1, le=64, description="Each train source appears this many times: the original plus multiplier-1 variants.")
     seed: int = Field(42, ge=0, description="Variant k of source s depends only on (seed, s, k) and the augmenter list.")
     augmenters: list[AugmenterSpec] = Field(
-        default_factory=list, description="Applied in order (imgaug Sequential) to make each variant.")
+        default_factory=lambda: [
+            AugmenterSpec(name="Fliplr", args={"p": 0.5}),
+            AugmenterSpec(name="Affine", args={"translate_px": {"x": [-3, 3], "y": [-3, 3]}, "mode": "constant", "cval": 0}),
+        ], description="Applied in order (imgaug Sequential) to make each variant.")
 
 
 
 class BottleneckParams(_Strict):
     backbone: str = Field("MobileNet", description="keras.applications model name.")
     backbone_args: dict[str, Any] = Field(
-        default_factory=dict, description="Extra constructor arguments, e.g. {alpha: 0.25} for MobileNet.")
+        default_factory=lambda: {"alpha": 0.25}, description="Extra constructor arguments, e.g. {alpha: 0.25} for MobileNet.")
     weights: Literal["imagenet"] | None = Field(
         "imagenet", description="imagenet, or null for random initialisation (tests only).")
     image_size: int = Field(96, le=1024, description="Square input size the images are resized to.")
     resize: Literal["linear", "area"] = Field(
         "linear", description="Interpolation to image_size (OpenCV; the exported model's Keras Resizing matches it).")
     layer: str | None = Field(
-        None, min_length=1,
+        "conv_pw_5_relu", min_length=1,
         description="Backbone layer whose output map is the feature (e.g. conv_pw_5_relu); null = the last.")
-    grid: int = Field(1, ge=1, le=64, description="Average-pool that map to grid x grid cells, then flatten; 1 = global average.")
+    grid: int = Field(6, ge=1, le=64, description="Average-pool that map to grid x grid cells, then flatten; 1 = global average.")
     batch_size: int = Field(256, ge=1, le=4096, description="Images per forward pass (fixed; the last batch is padded).")
     cache_dir: str = Field(
         ".cache/bottlenecks", min_length=1,
@@ -176,9 +180,9 @@ class BottleneckParams(_Strict):
 
 
 class HeadParams(_Strict):
-    hidden_units: list[int] = Field([256], description="Width of each hidden dense layer of the head.")
-    input_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the (standardised) bottleneck features.")
-    dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
+    hidden_units: list[int] = Field([512], description="Width of each hidden dense layer of the head.")
+    input_dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout on the (standardised) bottleneck features.")
+    dropout: float = Field(0.4, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate.")
     batch_size: int = Field(256, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(60, ge=1, le=10000, description="Upper bound on epochs; early stopping usually ends sooner.")
@@ -202,19 +206,19 @@ class CnnParams(_Strict):
     dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout before and after the dense layer.")
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw, or sgd (Nesterov momentum 0.9).")
     learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="Peak learning rate (warm-up, then cosine decay).")
-    weight_decay: float = Field(1e-4, ge=0.0, le=1.0, description="Decoupled weight decay: weights shrink by lr * weight_decay per step.")
+    weight_decay: float = Field(0.02, ge=0.0, le=1.0, description="Decoupled weight decay: weights shrink by lr * weight_decay per step.")
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     batch_size: int = Field(128, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(8, ge=1, le=1000, description="Epochs (the schedule spans all of them; best val-loss weights kept).")
-    random_erasing: float = Field(0.0, ge=0.0, le=1.0,
+    random_erasing: float = Field(0.5, ge=0.0, le=1.0,
                                   description="Probability of replacing a random rectangle of a training image with noise (Keras RandomErasing); 0 = off.")
-    flip_tta: bool = Field(False, description="Predict each image as the mean of it and its left-right mirror image.")
+    flip_tta: bool = Field(True, description="Predict each image as the mean of it and its left-right mirror image.")
     precision: Literal["float32", "mixed_bfloat16"] = Field(
         "float32", description="mixed_bfloat16 computes in bfloat16 (fast only on CPUs with AVX512-BF16/AMX or GPUs).")
     online_flip: bool = Field(False, description="Mirror half the training images afresh every epoch (on top of the offline variants).")
     online_shift_px: int = Field(0, ge=0, le=8,
                                  description="Shift training images by up to this many pixels afresh every epoch, zero filled; 0 = off.")
-    tta_shift_px: int = Field(0, ge=0, le=8,
+    tta_shift_px: int = Field(1, ge=0, le=8,
                               description="Also average the predictions of each test view moved this many pixels up, down, left and right; 0 = off.")
 
     @field_validator("filters")
@@ -243,7 +247,7 @@ class Params(_Strict):
     train: TrainParams = TrainParams()
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """params.yaml is missing, unreadable or breaks the schema; the message names each key."""
 
 

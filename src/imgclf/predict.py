@@ -2,8 +2,8 @@
 
     python -m imgclf.predict IMAGE... [--model models/classifier.keras] [--top 3]
 
-Images of any size and colour are converted the way the training data looked (grey if it was
-grey, resized to its size with area interpolation). An unreadable file is reported by name;
+Images of any size and colour are converted exactly as the split stage converts a folder's
+images (grey if the training data was grey, resized to its size the same way). An unreadable file is reported by name;
 the others are still classified, and the exit code is 2 if any file failed.
 """
 
@@ -15,38 +15,31 @@ import os
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-
-class UnreadableImage(ValueError):
-    pass
+from imgclf.image_folder import EXTENSIONS, BadImage, decode
 
 
 def load_image(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """Read with OpenCV (EXIF orientation honoured) and convert to the model's raw input shape."""
+    """The model's raw input for one file, converted exactly as the split stage converted the
+    training images (the same `image_folder.decode`: same grey/RGB decode, same interpolation
+    for smaller and larger sources), so serving never sees differently resampled pixels."""
     if not path.is_file():
-        raise UnreadableImage(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise UnreadableImage(f"{path}: empty file")
-    grey = len(shape) == 2
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
-    if img is None:
-        raise UnreadableImage(f"{path}: not a readable image (OpenCV could not decode it)")
-    if not grey:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    h, w = shape[:2]
-    if img.shape[:2] != (h, w):
-        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-    return img.astype(np.uint8)
+        raise BadImage(f"{path}: no such file")
+    if path.suffix.lower() not in EXTENSIONS:
+        raise BadImage(f"{path}: unsupported extension {path.suffix!r} (expected one of {sorted(EXTENSIONS)})")
+    if len(shape) not in (2, 3) or shape[0] != shape[1]:
+        raise ValueError(f"the model's input shape {shape} is not a square grey or RGB image")
+    return decode(path, shape[0], "grey" if len(shape) == 2 else "rgb")
 
 
 def load_classifier(model_path: Path):
-    import keras
+    from imgclf.quiet import import_keras
 
+    keras = import_keras()
     info_path = model_path.with_suffix(".json")
     info = json.loads(info_path.read_text())
-    return keras.models.load_model(model_path, safe_mode=True), info
+    return keras.models.load_model(model_path, safe_mode=True, compile=False), info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             batch.append(load_image(path, shape))
             ok_paths.append(path)
-        except UnreadableImage as err:
+        except BadImage as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1
     if batch:

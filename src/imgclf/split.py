@@ -82,7 +82,7 @@ def assign_splits(data: ImageSet, val_fraction: float, seed: int,
     m["group_id"] = m.groupby(component)["source_id"].transform("min")
     rank = m["official_split"].map({"test": 3, "val": 2, "train": 1, "pool": 0})
     if rank.isna().any():
-        raise ValueError(f"unknown official_split values {sorted(set(m.loc[rank.isna(), 'official_split']))}")
+        raise DataError(f"unknown official_split values {sorted(set(m.loc[rank.isna(), 'official_split']))}")
     group_rank = rank.groupby(m["group_id"]).transform("max")
     groups = m["group_id"].unique()
     u = pd.Series({g: stable_unit_interval("split", seed, g) for g in groups})

@@ -11,20 +11,22 @@ import sys
 import time
 from typing import Callable
 
-from imgclf import runlog
-from imgclf.params import ParamsError, load_params
+from imgclf import quiet, runlog
+from imgclf.errors import UserError
+from imgclf.params import load_params
 
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ParamsError, ValueError, RuntimeError, OSError)
 
-
-def run(name: str, stage: Callable, params_path: str = "params.yaml") -> None:
-    """Validate params.yaml before any work, run the stage, print errors as one message."""
+def run(name: str, stage: Callable, params_path: str = "params.yaml", keras: bool = False) -> None:
+    """Validate params.yaml before any work, run the stage, print a user's error as one message
+    (any other exception is a bug: its traceback stays). keras=True loads TensorFlow quietly."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
     try:
         params = load_params(params_path)
+        if keras:
+            quiet.import_keras()
         figures = stage(params) or {}
-    except EXPECTED_ERRORS as err:
+    except UserError as err:
         if os.environ.get("IMGCLF_TRACEBACK"):
             raise
         print(f"error: {name}: {err}", file=sys.stderr)
