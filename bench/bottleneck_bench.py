@@ -1,6 +1,6 @@
 """Benchmark the bottleneck cache on the real Fashion-MNIST images (not part of `make test`).
 
-    KERAS_HOME=../shared/keras python bench/bottleneck_bench.py [--images 70000] [--image-size 96]
+    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python bench/bottleneck_bench.py [--images 70000] [--image-size 96]
 
 Needs data/split/ from `dvc repro split`. Measures, in one process on the same images:
   1. plain batched model.predict (resize + preprocess_input + predict), images/s;

@@ -1,6 +1,6 @@
 """What a leak costs: augmenting before splitting vs splitting by source first.
 
-    KERAS_HOME=../shared/keras python bench/leak_demo.py [--sources 3000] [--multiplier 4]
+    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python bench/leak_demo.py [--sources 3000] [--multiplier 4]
 
 Same small subset of the real Fashion-MNIST training set, same augmenters, same backbone
 features and head as the pipeline's defaults:
@@ -85,7 +85,7 @@ def main() -> None:
     test = full.subset((m["official_split"] == "test").to_numpy())
     ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, "imagenet", 96, "linear", 256)
     store = FeatureStore(project_root() / ".cache" / "bottlenecks" / "features.sqlite")
-    cfg = HeadConfig(seed=args.seed, hidden_units=[256], dropout=0.3, learning_rate=1e-3,
+    cfg = HeadConfig(seed=args.seed, hidden_units=[256], input_dropout=0.0, dropout=0.3, learning_rate=1e-3,
                      batch_size=256, epochs=60, patience=6)
     test_x, _ = compute_features(np.asarray(test.images), ex, store, show_progress=False)
     test_y = test.manifest["label"].to_numpy()

@@ -15,7 +15,6 @@ errors that coincide are what no vote can fix.
 from __future__ import annotations
 
 import argparse
-import itertools
 import subprocess
 import sys
 import tempfile
@@ -24,34 +23,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from imgclf.experiments import experiment_refs, resolve
+from imgclf.experiments import experiment_refs, resolve, shared_errors, split_hash, votes
 
 CLASSIFIER = "models/classifier.keras"
-
-
-def split_hash(lock: dict, where: str) -> str:
-    """The md5 of data/split recorded in a dvc.lock: the test images every model is scored on."""
-    for out in (lock.get("stages", {}).get("split", {}) or {}).get("outs", []):
-        if out.get("path") == "data/split":
-            return out["md5"]
-    raise SystemExit(f"{where}: no split stage with an output data/split; run the pipeline there first")
-
-
-def votes(probs: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[tuple[str, ...], float]]:
-    """Test accuracy of each model alone and of every combination's soft vote (mean probabilities)."""
-    rows = []
-    for k in range(1, len(probs) + 1):
-        for names in itertools.combinations(probs, k):
-            mean = np.mean([probs[n] for n in names], axis=0)
-            rows.append((names, float((mean.argmax(axis=1) == y).mean())))
-    return rows
-
-
-def shared_errors(probs: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[str, str, int, int]]:
-    """(a, b, test images both get wrong, test images either gets wrong) for each pair."""
-    wrong = {n: p.argmax(axis=1) != y for n, p in probs.items()}
-    return [(a, b, int((wrong[a] & wrong[b]).sum()), int((wrong[a] | wrong[b]).sum()))
-            for a, b in itertools.combinations(probs, 2)]
 
 
 def _predict(rev: str, images: np.ndarray) -> np.ndarray:

@@ -167,6 +167,23 @@ def test_exp_run_multiplier_reuses_cached_vectors(repo):
     assert '"multiplier": 3' in shown and '"multiplier": 2' in shown
 
 
+def test_a_preset_runs_as_an_experiment_and_repeats_its_row(repo):
+    """`python -m imgclf.exp NAME` = the recipe in presets/NAME.yaml as a DVC experiment: every
+    value recorded (dvc exp show), the same metrics as the `-S` run it names (restored, not recomputed)."""
+    presets = repo / "presets"
+    presets.mkdir(exist_ok=True)
+    (presets / "tiny-m3.yaml").write_text("description: three images per source\nparams:\n  augment:\n    multiplier: 3\n")
+    multiplier3 = (repo / "metrics" / "evaluate.json").read_text()   # left by the `-S augment.multiplier=3` run
+    out = _run([str(BIN / "python"), "-m", "imgclf.exp", "tiny-m3"], repo).stdout
+    assert "dvc exp run -n tiny-m3 -S augment.multiplier=3" in out
+    assert "Running stage" not in out                               # every stage from the run-cache
+    assert (repo / "metrics" / "evaluate.json").read_text() == multiplier3
+    shown = json.loads(_run([str(BIN / "dvc"), "exp", "show", "--json"], repo).stdout)
+    exps = [e for base in shown for e in (base.get("experiments") or [])]
+    run = next(e for e in exps if e["name"] == "tiny-m3")["revs"][0]["data"]
+    assert run["params"]["params.yaml"]["data"]["augment"]["multiplier"] == 3
+
+
 def test_exp_run_cnn_ensemble_is_evaluated_and_exported(repo):
     _run([str(BIN / "dvc"), "exp", "run", "-S", "train.model=cnn", "-S", "train.ensemble=2",
           "-S", "train.cnn.filters=[8,16]", "-S", "train.cnn.dense_units=32", "-S", "train.cnn.epochs=8",

@@ -1,11 +1,6 @@
 """The results table (docs/results.md) is built from `dvc exp show --json`, never typed."""
 
-import importlib.util
-from pathlib import Path
-
-spec = importlib.util.spec_from_file_location("results_table", Path(__file__).parents[1] / "bench" / "results_table.py")
-results_table = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(results_table)
+from imgclf import results_table
 
 
 def _entry(rev, params, evaluate, train, name=None):
@@ -39,3 +34,12 @@ def test_rows_of_experiments_this_clone_lacks_are_kept_and_the_old_baseline_is_r
     assert results_table.merge(new, old).splitlines() == [
         *header.splitlines(), "| baseline (HEAD) | 4444444 | head |", "| cnn-new | 3333333 | cnn |",
         "| cnn-old | 2222222 | cnn |"]
+
+
+def test_rows_of_superseded_commits_go_to_the_archive():
+    header = "| experiment | commit | x |\n|---|---|---|\n"
+    text = header + "| baseline (HEAD) | abc1234 | 1 |\n| m4 | abc1234 | 2 |\n| old | 0000000 | 3 |"
+    current, older = results_table.partition(text)
+    assert current.splitlines()[2:] == ["| baseline (HEAD) | abc1234 | 1 |", "| m4 | abc1234 | 2 |"]
+    assert older.splitlines()[2:] == ["| old | 0000000 | 3 |"]
+    assert older.splitlines()[:2] == header.splitlines()

@@ -1,18 +1,11 @@
-"""bench/vote_across_experiments.py and imgclf.experiments: which experiment is which, and what a vote of
-them scores."""
-
-import importlib.util
-from pathlib import Path
+"""imgclf.experiments (used by bench/vote_across_experiments.py and bench/tta_views.py): which
+experiment is which, and what a vote of them scores."""
 
 import numpy as np
 import pytest
 
+from imgclf import experiments as vote
 from imgclf.experiments import resolve
-
-spec = importlib.util.spec_from_file_location(
-    "vote_across_experiments", Path(__file__).parents[1] / "bench" / "vote_across_experiments.py")
-vote = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(vote)
 
 REFS = "\n".join([
     f"{'a' * 40} refs/exps/09/2b918f/cnn-w32-e10",

@@ -15,34 +15,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from imgclf.cpu import native_bfloat16
+from imgclf.params import CnnParams
 from imgclf.training import fit, make_deterministic
 
 
-@dataclass
-class CnnConfig:
+class CnnConfig(CnnParams):
+    """The validated `train.cnn` params plus this ensemble member's seed: the schema (whose
+    defaults are params.yaml's) is the only place a CNN setting is defined."""
+
     seed: int
-    filters: list[int]
-    dense_units: int
-    dropout: float
-    learning_rate: float
-    weight_decay: float
-    label_smoothing: float
-    batch_size: int
-    epochs: int
-    random_erasing: float = 0.0
-    flip_tta: bool = False
-    precision: str = "float32"
-    online_flip: bool = False
-    online_shift_px: int = 0
-    tta_shift_px: int = 0
-    optimizer: str = "adamw"
-    block: str = "conv-conv-pool"
 
 
 def _scaled(inputs, input_shape):

@@ -1,9 +1,12 @@
-"""Naming a DVC experiment the way a user does (`dvc exp show` names), for the bench scripts that
-read an experiment's cached outputs after the fact."""
+"""Naming a DVC experiment the way a user does (`dvc exp show` names), and comparing experiments'
+test predictions, for the scripts that read an experiment's cached outputs after the fact."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
+
+import numpy as np
 
 
 def experiment_refs() -> str:
@@ -30,3 +33,28 @@ def resolve(name: str, refs: str | None = None) -> str:
     if done.returncode:
         raise SystemExit(f"{name!r} is neither an experiment (dvc exp show) nor a git revision")
     return done.stdout.strip()
+
+
+def split_hash(lock: dict, where: str) -> str:
+    """The md5 of data/split recorded in a dvc.lock: the test images every model is scored on."""
+    for out in (lock.get("stages", {}).get("split", {}) or {}).get("outs", []):
+        if out.get("path") == "data/split":
+            return out["md5"]
+    raise SystemExit(f"{where}: no split stage with an output data/split; run the pipeline there first")
+
+
+def votes(probs: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[tuple[str, ...], float]]:
+    """Test accuracy of each model alone and of every combination's soft vote (mean probabilities)."""
+    rows = []
+    for k in range(1, len(probs) + 1):
+        for names in itertools.combinations(probs, k):
+            mean = np.mean([probs[n] for n in names], axis=0)
+            rows.append((names, float((mean.argmax(axis=1) == y).mean())))
+    return rows
+
+
+def shared_errors(probs: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[str, str, int, int]]:
+    """(a, b, test images both get wrong, test images either gets wrong) for each pair."""
+    wrong = {n: p.argmax(axis=1) != y for n, p in probs.items()}
+    return [(a, b, int((wrong[a] & wrong[b]).sum()), int((wrong[a] | wrong[b]).sum()))
+            for a, b in itertools.combinations(probs, 2)]

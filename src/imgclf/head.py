@@ -3,24 +3,19 @@ stopping restores the weights of the best val-loss epoch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from imgclf.params import HeadParams
 from imgclf.training import fit, make_deterministic
 
 
-@dataclass
-class HeadConfig:
+class HeadConfig(HeadParams):
+    """The validated `train.head` params plus this ensemble member's seed: the schema (whose
+    defaults are params.yaml's) is the only place a head setting is defined."""
+
     seed: int
-    hidden_units: list[int]
-    dropout: float
-    learning_rate: float
-    batch_size: int
-    epochs: int
-    patience: int
-    input_dropout: float = 0.0
 
 
 def build_head(x_train: np.ndarray, n_classes: int, cfg: HeadConfig):

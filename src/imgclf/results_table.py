@@ -1,6 +1,6 @@
 """Regenerate the results table in docs/results.md from `dvc exp show --json` (never typed by hand).
 
-    python bench/results_table.py [--doc docs/results.md] [--dvc dvc]
+    python -m imgclf.results_table [--doc docs/results.md] [--dvc dvc]
 
 Rows: the committed baseline (HEAD) and every experiment of every commit
 (`dvc exp show --all-commits`), each with the commit it ran on and the exact `dvc exp run -S ...`
@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+ARCHIVE_START, ARCHIVE_END = "<!-- archive:start -->", "<!-- archive:end -->"
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -103,6 +104,24 @@ def merge(text: str, old: str) -> str:
     return "\n".join([text, *kept])
 
 
+def partition(text: str) -> tuple[str, str]:
+    """(rows of the baseline's commit, rows of older commits), each with the header: the main table
+    shows what the current code measured; superseded code's rows go to the archive."""
+    lines = text.splitlines()
+    header, rows = lines[:2], [line for line in lines[2:] if line.startswith("|")]
+    head = next((_key(line)[1] for line in rows if _key(line)[0] == "baseline (HEAD)"), None)
+    current = [line for line in rows if _key(line)[1] == head]
+    older = [line for line in rows if _key(line)[1] != head]
+    return "\n".join(header + current), "\n".join(header + older)
+
+
+def _replace_block(body: str, start: str, end: str, text: str) -> str:
+    block = re.search(re.escape(start) + "(.*?)" + re.escape(end), body, flags=re.S)
+    if block is None:
+        return f"{body.rstrip()}\n\n## Archive: rows of superseded code\n\n{start}\n{text}\n{end}\n"
+    return f"{body[:block.start()]}{start}\n{text}\n{end}{body[block.end():]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--doc", "--readme", dest="readme", default="docs/results.md")
@@ -115,9 +134,12 @@ def main() -> None:
     block = re.search(re.escape(START) + "(.*?)" + re.escape(END), body, flags=re.S)
     if block is None:
         raise SystemExit(f"{readme}: markers {START} / {END} not found")
-    text = merge(table(json.loads(shown.stdout)), block.group(1).strip())
-    readme.write_text(f"{body[:block.start()]}{START}\n{text}\n{END}{body[block.end():]}")
-    print(text)
+    archive = re.search(re.escape(ARCHIVE_START) + "(.*?)" + re.escape(ARCHIVE_END), body, flags=re.S)
+    old = block.group(1).strip() + ("\n" + "\n".join(archive.group(1).strip().splitlines()[2:]) if archive else "")
+    current, older = partition(merge(table(json.loads(shown.stdout)), old))
+    body = _replace_block(body, START, END, current)
+    readme.write_text(_replace_block(body, ARCHIVE_START, ARCHIVE_END, older))
+    print(current)
 
 
 if __name__ == "__main__":

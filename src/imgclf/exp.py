@@ -1,0 +1,132 @@
+"""Run a named recipe from presets/ as a DVC experiment.
+
+    python -m imgclf.exp cnn                      # = make exp PRESET=cnn
+    python -m imgclf.exp cnn -S train.cnn.epochs=6 -n cnn-short
+    python -m imgclf.exp --list
+
+A preset is a committed YAML file of parameter overrides (like lightning-hydra-template's
+experiment configs). It becomes `dvc exp run -S key=value ...`, so the experiment records every
+value in its params.yaml and `dvc exp show`, `dvc exp apply` and `dvc exp diff` work as for any
+other experiment. The merged params are validated against the schema first: a wrong key or
+value in a preset stops here, naming the preset, not twenty minutes into a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imgclf.errors import UserError
+from imgclf.params import ParamsError, parse_params
+
+PRESETS = Path("presets")
+
+
+class PresetError(UserError, ValueError):
+    pass
+
+
+def load_preset(name: str, folder: Path = PRESETS) -> dict:
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise PresetError(f"{path}: no such preset (known: {', '.join(known) or 'none'})")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or set(data) - {"description", "params"}:
+        raise PresetError(f"{path}: expected the keys description and params, got {sorted(data)}")
+    if not isinstance(data.get("params", {}), dict):
+        raise PresetError(f"{path}: params must be a mapping of parameter overrides")
+    return data
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train": {"cnn": {"epochs": 12}}} -> {"train.cnn.epochs": 12}; lists stay values."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def merged(base: dict, overrides: dict[str, Any]) -> dict:
+    out = copy.deepcopy(base)
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PresetError(f"{dotted}: {part} is not a section of params.yaml")
+        node[leaf] = value
+    return out
+
+
+def set_args(overrides: dict[str, Any]) -> list[str]:
+    """`-S key=value` pairs; values in YAML flow style, as `dvc exp run -S` parses them."""
+    args = []
+    for key, value in overrides.items():
+        text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+        text = text.removesuffix("\n...").strip()
+        args += ["-S", f"{key}={text}"]
+    return args
+
+
+def _parse_set(values: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in values:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise PresetError(f"-S {item!r}: expected key=value")
+        out[key] = yaml.safe_load(text)
+    return out
+
+
+def build_command(name: str, extra: list[str], exp_name: str | None, params_path: Path = Path("params.yaml"),
+                  folder: Path = PRESETS) -> list[str]:
+    """The `dvc exp run` command line for a preset, after validating the params it would run with."""
+    preset = load_preset(name, folder)
+    overrides = {**flatten(preset.get("params") or {}), **_parse_set(extra)}
+    base = yaml.safe_load(params_path.read_text())
+    try:
+        parse_params(merged(base, overrides), f"{folder / (name + '.yaml')} on top of {params_path}")
+    except ParamsError as err:
+        raise PresetError(str(err)) from None
+    return [os.environ.get("DVC", "dvc"), "exp", "run", "-n", exp_name or name, *set_args(overrides)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imgclf.exp", description=__doc__.split("\n\n")[0])
+    parser.add_argument("preset", nargs="?", help="a file name in presets/, without .yaml")
+    parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more override on top of the preset (repeatable)")
+    parser.add_argument("-n", "--name", help="experiment name (default: the preset's name)")
+    parser.add_argument("--dry", action="store_true", help="print the dvc command instead of running it")
+    parser.add_argument("--list", action="store_true", help="list the presets and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.list or not args.preset:
+            for path in sorted(PRESETS.glob("*.yaml")):
+                print(f"{path.stem:14} {load_preset(path.stem).get('description', '')}")
+            return 0
+        cmd = build_command(args.preset, args.set_param, args.name)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(shlex.join(cmd), flush=True)
+    if args.dry:
+        return 0
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
