@@ -140,6 +140,7 @@ def test_predict_cli_on_png_jpeg_and_bad_files(repo, tmp_path):
     empty.write_bytes(b"")
     args = [str(BIN / "imgclf-predict"), "--model", str(repo / "models" / "classifier.keras"), "--top", "2"]
     ok = _run(args + [str(png), str(jpg)], repo)
+    assert ok.stderr == "", ok.stderr          # no TensorFlow start-up lines, no Keras optimizer warnings
     lines = ok.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"{png}: {m.class_name[test[0]]} ")
     assert lines[1].startswith(f"{jpg}: ")

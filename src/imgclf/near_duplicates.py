@@ -1,7 +1,8 @@
 """Near-duplicates: copies of one photo that SHA-256 misses (mirrored, shifted, re-exposed,
-re-encoded, rescaled), found in sub-quadratic time and confirmed in pixel space.
+re-encoded, rescaled, and two of these combined), found in sub-quadratic time and confirmed in
+pixel space.
 
-Why two candidate searches: no single global descriptor survives a 4-px shift with zero or edge
+Why three candidate searches: no single global descriptor survives a 4-px shift with zero or edge
 fill on a 28-px image (the fill cuts a seventh of the garment off), and Fashion-MNIST is dense
 with look-alikes, so such copies rank far down any nearest-neighbour list. Measured numbers are
 in docs/near_duplicates.md (bench/near_duplicate_recall.py). So:
@@ -13,11 +14,17 @@ in docs/near_duplicates.md (bench/near_duplicate_recall.py). So:
    in O(n log n) per probe. Keys are exact integer projections (float64 sums of uint8 x 20-bit
    weights stay below 2**53, so BLAS order cannot change them). This catches the pipeline's own
    variants and copies saved losslessly by an editor.
-2. Descriptor neighbours: for lossy copies (JPEG, brightness/contrast, rescaling, and those
-   combined with shifts) each image's k nearest neighbours by a descriptor that ignores mirroring,
-   brightness and contrast and tolerates small shifts: the mirror-symmetrised, Gaussian-windowed
-   low-frequency |FFT| around the image's intensity centre. faiss searches it exactly
-   (IndexFlatL2) up to EXACT_MAX images and with an inverted file (IndexIVFFlat) above.
+2. Window neighbours (shifted and lossy at once): the same probes, but as area-averaged,
+   standardised 6 x 6 descriptors of each window, searched (nearest only) among the images'
+   centre crops through a faiss inverted file. A shifted copy's window at its own offset holds
+   the original's unfilled pixels, so JPEG, exposure or rescaling on top moves the descriptor
+   only a little. Each hit names its alignment, so it is checked at that one alignment first.
+   The work grows as n^1.5 (2 (2s+1)^2 searches per image), so it runs up to WINDOW_MAX images.
+3. Descriptor neighbours: for lossy copies each image's k nearest neighbours by a descriptor
+   that ignores mirroring, brightness and contrast and tolerates small shifts: the
+   mirror-symmetrised, Gaussian-windowed low-frequency |FFT| around the image's intensity
+   centre. faiss searches it exactly (IndexFlatL2) up to EXACT_MAX images and with an inverted
+   file (IndexIVFFlat) above.
 
 Confirmation: the RMS difference of the two images (grey, lightly blurred, means removed, the
 second scaled by the least-squares gain clipped to [0.8, 1.25]) over their overlapping window,
@@ -35,6 +42,7 @@ import numpy as np
 from imgclf.errors import ConfigError
 
 EXACT_MAX = 200_000        # above this many images the descriptor search uses an inverted file
+WINDOW_MAX = 200_000       # above this many images the window search (n^1.5 work) is left out
 KEY_SIZE = 64              # exact-overlap keys at native size up to this, larger images downscaled
 VERIFY_SIZE = 32           # images larger than this are compared at this size
 _VERIFY_CHUNK = 1024
@@ -147,7 +155,7 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return code >> np.int64(32), code & np.int64(0xFFFFFFFF)
 
 
-# -- 2. descriptor neighbours ----------------------------------------------------------------
+# -- 3. descriptor neighbours ----------------------------------------------------------------
 
 def copy_descriptors(images: np.ndarray, chunk: int = 8192, **kwargs) -> np.ndarray:
     """`_copy_descriptors` in chunks (bounded memory)."""
@@ -237,6 +245,118 @@ def neighbour_pairs(desc: np.ndarray, k: int, max_distance: float, exact_max: in
     return np.concatenate(found_a).astype(np.int64), np.concatenate(found_b).astype(np.int64)
 
 
+# -- 2. window neighbours (shifted and lossy) -------------------------------------------------
+
+WINDOW_GRID = 6            # window descriptors are WINDOW_GRID x WINDOW_GRID area averages
+_WINDOW_BLUR = 1.0
+_WINDOW_MIN_STD = 1.0      # grey levels: flatter windows (blank) describe nothing and never match
+
+
+def _area_matrix(length: int, cells: int) -> np.ndarray:
+    """(cells, length) weights averaging each of `cells` equal spans of `length` pixels (fractional
+    overlaps weighted), so resampling a window is a matrix product."""
+    edges = np.linspace(0, length, cells + 1)
+    m = np.zeros((cells, length))
+    for i in range(cells):
+        for j in range(length):
+            m[i, j] = max(0.0, min(edges[i + 1], j + 1) - max(edges[i], j))
+    return m / m.sum(1, keepdims=True)
+
+
+def window_descriptors(images: np.ndarray, max_shift: int, offsets: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(descriptors, valid) of the centre crop (margin max_shift) of uint8 grey square images, at
+    every offset |dy|, |dx| <= max_shift in both mirror orientations when `offsets` (shape (n,
+    2 (2s+1)^2, G*G)), else of the centre crop only ((n, 1, G*G)).
+
+    Why: a copy shifted by d, |d| <= s, holds the original's centre crop, unfilled, at offset d;
+    lossy changes (JPEG, exposure, rescaling) move an area-averaged, standardised 6 x 6 of it
+    only a little, while look-alike garments differ in it. Computed as two matrix products per
+    batch (separable area weights), like the exact-overlap keys.
+    """
+    n, size = images.shape[:2]
+    s = max_shift
+    c = size - 2 * s
+    shifts = range(-s, s + 1) if offsets else [0]
+    area = _area_matrix(c, WINDOW_GRID)
+    rows = np.zeros((len(shifts) * WINDOW_GRID, size))
+    for k, d in enumerate(shifts):
+        rows[k * WINDOW_GRID:(k + 1) * WINDOW_GRID, s + d:s + d + c] = area
+    views = [images, images[:, :, ::-1]] if offsets else [images]
+    out = []
+    for view in views:
+        x = np.stack([cv2.GaussianBlur(v.astype(np.float32), (0, 0), _WINDOW_BLUR) for v in view])
+        grid = rows @ x @ rows.T                                   # (n, K*G, K*G)
+        k = len(shifts)
+        grid = grid.reshape(n, k, WINDOW_GRID, k, WINDOW_GRID).transpose(0, 1, 3, 2, 4)
+        out.append(grid.reshape(n, k * k, WINDOW_GRID * WINDOW_GRID))
+    desc = np.concatenate(out, axis=1)
+    desc -= desc.mean(-1, keepdims=True)
+    std = desc.std(-1, keepdims=True)
+    valid = std[..., 0] >= _WINDOW_MIN_STD
+    desc /= np.maximum(std, 1e-6)
+    return desc.astype(np.float32), valid
+
+
+def window_pairs(images: np.ndarray, n: int, max_shift: int, max_distance: float, chunk: int = 2048,
+                 nprobe: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probe row, image row, probe) for rows whose windows match an image's centre crop: every
+    window (offset and mirror: the probe number) of every row is searched, nearest only, among the
+    first n rows' centre crops through an inverted file; one (row, image) pair per best probe."""
+    import faiss
+
+    centre, valid = window_descriptors(images[:n], max_shift, offsets=False)
+    base_rows = np.flatnonzero(valid[:, 0])
+    empty = np.empty(0, np.int64)
+    if len(base_rows) < 2:
+        return empty, empty, empty
+    base = np.ascontiguousarray(centre[base_rows, 0])
+    dim = base.shape[1]
+    lists = max(1, min(int(2 * np.sqrt(len(base))), len(base) // 40))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, lists)
+    sample = np.random.default_rng(0).choice(len(base), min(len(base), 64 * lists), replace=False)
+    index.train(base[np.sort(sample)])
+    index.add(base)
+    index.nprobe = min(nprobe, lists)
+    found = []
+    for start in range(0, len(images), chunk):
+        desc, ok = window_descriptors(images[start:start + chunk], max_shift)
+        rows, probes = np.nonzero(ok)
+        dist, idx = index.search(np.ascontiguousarray(desc[rows, probes]), 1)
+        hit = (idx[:, 0] >= 0) & (dist[:, 0] <= max_distance)
+        a, b = rows[hit] + start, base_rows[idx[hit, 0]]
+        keep = a != b
+        found.append((a[keep], b[keep], probes[hit][keep], dist[hit, 0][keep]))
+    a, b, probe, dist = (np.concatenate(parts) for parts in zip(*found))
+    order = np.lexsort((dist, b, a))                       # best probe first within each pair
+    a, b, probe = a[order], b[order], probe[order]
+    first = np.ones(len(a), bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[first].astype(np.int64), b[first].astype(np.int64), probe[first].astype(np.int64)
+
+
+def window_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, probe: np.ndarray, max_shift: int) -> np.ndarray:
+    """Gain-matched RMS between row a's window at its matched probe (offset, mirror) and row b's
+    centre crop: one alignment per pair, so millions of candidates cost seconds."""
+    s = max_shift
+    size = images.shape[1]
+    c = size - 2 * s
+    side = 2 * s + 1
+    out = np.empty(len(a), np.float32)
+    blurred = np.stack([cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.8) for img in images])
+    centre = blurred[:, s:s + c, s:s + c]
+    for p in np.unique(probe):
+        rows = np.flatnonzero(probe == p)
+        mirrored, k = divmod(int(p), side * side)
+        dy, dx = divmod(k, side)
+        src = blurred[:, :, ::-1] if mirrored else blurred
+        for start in range(0, len(rows), 1 << 16):
+            r = rows[start:start + (1 << 16)]
+            xs = src[a[r], dy:dy + c, dx:dx + c].reshape(len(r), -1)
+            ys = centre[b[r]].reshape(len(r), -1)
+            out[r] = _gain_matched_rms(xs, ys)
+    return out
+
+
 # -- confirmation ----------------------------------------------------------------------------
 
 def _best_rms(x: np.ndarray, y: np.ndarray, max_shift: int, trim: int) -> np.ndarray:
@@ -313,8 +433,9 @@ def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int
 class AuditConfig:
     max_shift: int = 4                    # px, in both axes, at the images' own size
     neighbours: int = 6                   # descriptor neighbours per image
-    max_rms: float = 6.0                  # grey levels, after alignment and gain matching
+    max_rms: float = 5.25                 # grey levels, after alignment and gain matching
     max_descriptor_distance: float = 10.0  # squared L2 of standardised descriptors
+    max_window_distance: float = 6.0       # squared L2 of standardised 6x6 window descriptors
 
 
 def _scaled_shift(max_shift: int, size: int, to: int) -> int:
@@ -332,11 +453,18 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
     n, size = len(images), images.shape[1]
     both = np.concatenate([images, queries])
     keyed = grey(both, KEY_SIZE)
-    centre, probes = overlap_keys(keyed, _scaled_shift(config.max_shift, size, KEY_SIZE))
+    key_shift = _scaled_shift(config.max_shift, size, KEY_SIZE)
+    centre, probes = overlap_keys(keyed, key_shift)
     ea, eb = overlap_pairs(centre[:n], probes)         # probe rows: images then queries
+    if n <= WINDOW_MAX:
+        wa, wb, wp = window_pairs(keyed, n, key_shift, config.max_window_distance)
+        close = window_rms(keyed, wa, wb, wp, key_shift) <= 1.5 * config.max_rms
+        wa, wb = wa[close], wb[close]
+    else:
+        wa = wb = np.empty(0, np.int64)
     desc = copy_descriptors(both)
     na, nb = neighbour_pairs(desc[:n], config.neighbours, config.max_descriptor_distance, queries=desc[n:])
-    a, b = np.concatenate([ea, na]), np.concatenate([eb, nb])
+    a, b = np.concatenate([ea, na, wa]), np.concatenate([eb, nb, wb])
     is_query = a >= n                                  # (query + n, image) rows
     within = _unique_pairs(a[~is_query], b[~is_query])
     cross = np.unique((a[is_query] - n) << np.int64(32) | b[is_query])

@@ -93,7 +93,7 @@ class SplitParams(_Strict):
     near_duplicate_neighbours: int = Field(
         6, ge=0, le=64, description="Candidates for lossy copies: this many nearest neighbours by copy descriptor.")
     near_duplicate_max_rms: float = Field(
-        6.0, ge=0.0, le=255.0,
+        5.25, ge=0.0, le=255.0,
         description="Confirmed pairs: RMS difference (grey levels; best mirror and shift, brightness/contrast "
                     "matched) at most this.")
     audit_recall_pairs: int = Field(

@@ -1,0 +1,65 @@
+"""stage.run: a user's error is one line and exit code 2; a bug keeps its traceback."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from imgclf import stage
+from imgclf.atomic import WriteError
+from imgclf.errors import UserError
+from imgclf.manifest import DataError
+from imgclf.params import ParamsError
+from tests.conftest import REPO
+
+
+def _params(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    return str(path)
+
+
+@pytest.mark.parametrize("error", [DataError("data/x: 3 rows, expected 4"), WriteError(28, "could not write y"),
+                                   ParamsError("params.yaml: bad")])
+def test_a_user_error_is_one_line_and_exit_code_2(tmp_path, capsys, error):
+    assert isinstance(error, UserError)
+
+    def failing(params):
+        raise error
+
+    with pytest.raises(SystemExit) as stop:
+        stage.run("demo", failing, _params(tmp_path))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: demo: {error}\n"
+
+
+@pytest.mark.parametrize("bug", [KeyError("split"), ValueError("operands could not be broadcast"),
+                                 RuntimeError("internal invariant")])
+def test_a_bug_is_not_mistaken_for_a_user_error(tmp_path, bug):
+    def failing(params):
+        raise bug
+
+    with pytest.raises(type(bug)):
+        stage.run("demo", failing, _params(tmp_path))
+
+
+def test_a_keras_stage_prints_no_tensorflow_start_up_lines(tmp_path):
+    """TensorFlow's native INFO lines ("oneDNN custom operations", absl's pre-init warning) do not
+    reach a stage's output; stderr stays empty for a stage that succeeds."""
+    script = tmp_path / "s.py"
+    script.write_text(textwrap.dedent(f"""
+        from imgclf import stage
+
+        def main(params):
+            import keras, numpy as np
+            m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            m.compile("adam", "mse")
+            m.fit(np.zeros((8, 3)), np.zeros((8, 2)), verbose=0)
+
+        stage.run("demo", main, {_params(tmp_path)!r}, keras=True)
+    """))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == "", res.stderr
+    assert res.stdout.startswith("demo: done in")
