@@ -16,7 +16,7 @@ from imgclf.previews import misclassified_preview, save_png
 
 
 # One batch size for the pipeline's predictions and the export check: under mixed_bfloat16 a
-# CNN's predictions depend on it (2 of 10,000 test images changed between 1024 and 256).
+# CNN's predictions depend on it (a few test images change with the batch size).
 PREDICT_BATCH = 1024
 
 
@@ -59,8 +59,8 @@ def main(params):
 
     if on_images:
         # A CNN already reads raw images: the exported classifier is models/model.keras byte for byte,
-        # so its test predictions are the ones above. Predicting 10,000 images through 10 TTA views a
-        # second time took 52 s of the CNN's 30-minute budget and could not disagree.
+        # so its test predictions are the ones above. Predicting the test set through every TTA view a
+        # second time would cost a sizeable part of the CNN's time budget and could not disagree.
         extractor, export_pred = None, test_pred
         with atomic_path(paths.EXPORTED, suffix=".keras") as tmp:
             shutil.copyfile(paths.MODEL, tmp)

@@ -84,8 +84,8 @@ def feature_model(base, layer: str | None, grid: int):
 
     Why not always the last layer, globally pooled: ImageNet's deepest features describe ImageNet
     objects, and global pooling throws away where things are. On 28 px greyscale clothes, a
-    mid-network map that keeps a coarse layout (e.g. MobileNet's conv_pw_5 at 6x6) makes a
-    head ~3.6 points more accurate than the pooled output (docs/design.md: "Mid-network features").
+    mid-network map that keeps a coarse layout (e.g. MobileNet's conv_pw_5 at 6x6) makes the
+    head clearly more accurate than the pooled output (measured: docs/design.md, "Mid-network features").
     """
     import keras
 

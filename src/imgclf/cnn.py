@@ -139,7 +139,7 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
 
 def build_cnn_in_precision(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
     """build_cnn under cfg.precision. mixed_bfloat16: convolutions in bfloat16, weights in float32,
-    1.14x faster on CPUs with AVX512-BF16; the policy is recorded in the saved model, and the global
+    faster on CPUs with AVX512-BF16 (docs/hardware.md); the policy is recorded in the saved model, and the global
     policy is reset afterwards so nothing built later inherits it."""
     import keras
 
@@ -158,7 +158,7 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     make_deterministic(cfg.seed)
     if cfg.precision == "mixed_bfloat16" and native_bfloat16() is False:
         warnings.warn("train.cnn.precision is mixed_bfloat16 but this CPU has no AVX512-BF16/AMX: bfloat16 is "
-                      "emulated and training runs about 4x slower than with float32", stacklevel=2)
+                      "emulated and training runs several times slower than with float32", stacklevel=2)
     model, inference = build_cnn_in_precision(tuple(x_train.shape[1:]), n_classes, cfg)
     steps = math.ceil(len(x_train) / cfg.batch_size) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(

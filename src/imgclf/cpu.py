@@ -34,7 +34,7 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str] | None:
 
 def native_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
     """Whether the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); None if it cannot tell.
-    Without it oneDNN emulates bfloat16, and mixed_bfloat16 trains about 4x slower than float32
+    Without it oneDNN emulates bfloat16, and mixed_bfloat16 trains several times slower than float32
     (docs/hardware.md), so a run that fitted in 30 minutes on one machine takes two hours on another."""
     flags = cpu_flags(cpuinfo)
     return None if flags is None else bool(flags & {"avx512_bf16", "amx_bf16"})
