@@ -197,3 +197,30 @@ def test_window_descriptors_of_a_shifted_copy_match_at_its_offset():
     assert valid.all()
     # Equal up to the blur's reach past the frame edge (reflected there, filled in the copy).
     assert np.linalg.norm(at_offset - centre) < 0.1 * np.sort(elsewhere)[1]
+
+
+def test_a_darkened_copy_whose_shadows_clip_at_zero_is_confirmed():
+    """Exposure changes clip: 10 % darker and 25 levels down puts a garment's dark folds at 0,
+    where a linear fit would go below; the confirmation predicts with the same clipping."""
+    rng = np.random.default_rng(7)
+    garment = cv2.GaussianBlur(rng.uniform(0, 255, (24, 24)).astype(np.float32), (0, 0), 1.5)
+    garment = ((garment - garment.min()) / np.ptp(garment)) ** 2 * 255      # many dark folds
+    img = np.zeros((28, 28), np.uint8)
+    img[2:26, 2:26] = garment.astype(np.uint8)
+    dark = exposure(img, 0.9, -25)
+    assert (dark[2:26, 2:26] == 0).mean() > 0.02                # shadows really clipped
+    images = np.concatenate([garments(60, 3), img[None], dark[None]])
+    pairs, _ = near_duplicates(images, AuditConfig())
+    assert (60, 61) in set(zip(pairs.a.tolist(), pairs.b.tolist()))
+
+
+def test_the_confirmation_fit_clips_as_an_exposure_change_clips():
+    from imgclf.near_duplicates import _gain_matched_rms
+
+    x = np.linspace(0, 255, 400, dtype=np.float32)[None]
+    darker = np.clip(0.85 * (x - 127.5) + 127.5 - 30, 0, 255)      # a plain linear fit leaves 1.6
+    assert (darker == 0).mean() > 0.04                             # the darkest 5 % clipped at 0
+    assert _gain_matched_rms(x, darker)[0] < 0.75
+    assert _gain_matched_rms(darker, x)[0] < 0.75                   # whichever is the copy
+    unrelated = np.random.default_rng(0).permutation(x[0])[None]
+    assert _gain_matched_rms(x, unrelated)[0] > 30

@@ -26,8 +26,9 @@ in docs/near_duplicates.md (bench/near_duplicate_recall.py). So:
    centre. faiss searches it exactly (IndexFlatL2) up to EXACT_MAX images and with an inverted
    file (IndexIVFFlat) above.
 
-Confirmation: the RMS difference of the two images (grey, lightly blurred, means removed, the
-second scaled by the least-squares gain clipped to [0.8, 1.25]) over their overlapping window,
+Confirmation: the RMS difference of the two images (grey, lightly blurred, means removed, one
+predicted from the other by the least-squares gain clipped to [0.8, 1.25] and clipped to [0, 255]
+as an exposure change clips a copy, the better way round) over their overlapping window,
 minimised over both mirror orientations and all shifts up to max_shift. A threshold in grey
 levels keeps only pairs that really look the same.
 """
@@ -375,11 +376,20 @@ def _best_rms(x: np.ndarray, y: np.ndarray, max_shift: int, trim: int) -> np.nda
 
 
 def _gain_matched_rms(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """RMS of x - g*y over the last axis, means removed, g least-squares clipped to _GAIN."""
-    xs = xs - xs.mean(-1, keepdims=True)
-    ys = ys - ys.mean(-1, keepdims=True)
-    gain = np.clip((xs * ys).sum(-1) / ((ys * ys).sum(-1) + 1e-6), *_GAIN)
-    return np.sqrt(((xs - gain[..., None] * ys) ** 2).mean(-1))
+    """RMS of the difference after matching brightness and contrast (means removed, least-squares
+    gain clipped to _GAIN), each image predicted from the other, the prediction clipped to
+    [0, 255] as an exposure change clips a copy: a darkened copy's shadows sit at 0 where a linear
+    fit would go below it (and a brightened one's highlights at 255)."""
+    mx, my = xs.mean(-1, keepdims=True), ys.mean(-1, keepdims=True)
+    xc, yc = xs - mx, ys - my
+    cross = (xc * yc).sum(-1)
+    best = None
+    for target, mean_t, source in ((xs, mx, yc), (ys, my, xc)):
+        gain = np.clip(cross / ((source * source).sum(-1) + 1e-6), *_GAIN)[..., None]
+        predicted = np.clip(gain * source + mean_t, 0.0, 255.0)
+        rms = np.sqrt(((target - predicted) ** 2).mean(-1))
+        best = rms if best is None else np.minimum(best, rms)
+    return best
 
 
 def _quick_rms(x: np.ndarray, y: np.ndarray, max_shift: int, box: int) -> np.ndarray:
@@ -406,8 +416,9 @@ def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int
 
     `images` are float32 grey (from `grey`). Both are blurred a little (JPEG blocks,
     resampling); the 2-px band at the window edge, where blur mixes in the fill, is left out;
-    means are removed per window, and the second image is scaled by the least-squares gain
-    clipped to [0.8, 1.25] (two +-10 % contrast changes), so a flat image cannot match everything.
+    means are removed per window, and each image is predicted from the other by the least-squares
+    gain clipped to [0.8, 1.25] (two +-10 % contrast changes, so a flat image cannot match
+    everything), the prediction clipped to [0, 255]; the better direction counts.
     With reject_above, a pair is first compared on every second pixel of the central window
     only (an eighth of the cost, and never touched by fill); pairs already above reject_above
     there keep that value and are not compared in full.
