@@ -1,4 +1,4 @@
-"""imgclf.experiments (used by bench/vote_across_experiments.py and bench/tta_views.py): which
+"""imgclf.experiments (used by research/vote_across_experiments.py and research/tta_views.py): which
 experiment is which, and what a vote of them scores."""
 
 import numpy as np

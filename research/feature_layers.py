@@ -1,6 +1,6 @@
 """Which MobileNet-0.25 feature map makes the best head? The evidence behind bottleneck.layer/grid.
 
-    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python bench/feature_layers.py [--configs output:1 conv_pw_5_relu:6 ...]
+    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python research/feature_layers.py [--configs output:1 conv_pw_5_relu:6 ...]
 
 Needs `dvc repro` to have run the split stage (reads data/split). Trains the head of params.yaml
 (train.head) on the features of the train sources (no augmented variants, to keep it quick),

@@ -2,7 +2,7 @@
 classifiers DVC cached for each experiment, before anyone spends another half hour per member
 training an ensemble (`train.ensemble`).
 
-    python bench/vote_across_experiments.py cnn-w32-flip-e10 cnn-cpc-w48-e9 HEAD
+    python research/vote_across_experiments.py cnn-w32-flip-e10 cnn-cpc-w48-e9 HEAD
 
 Each argument is an experiment name (`dvc exp show`) or any git revision whose dvc.lock has an
 evaluate stage; its `models/classifier.keras` is read from the local DVC cache. The models

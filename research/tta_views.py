@@ -1,7 +1,7 @@
 """How much each test-time view adds, for a trained CNN: test accuracy of its trunk alone, with
 the mirror image, with 1 or 2 px shifts, and with both, without retraining anything.
 
-    python bench/tta_views.py cnn-online-e20          # an experiment name, a commit, or HEAD
+    python research/tta_views.py cnn-online-e20          # an experiment name, a commit, or HEAD
 
 The model is read from the DVC cache through the revision's dvc.lock, the official test set from
 data/split (the split is the same for every experiment that leaves split.* alone).
