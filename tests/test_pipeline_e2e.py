@@ -4,6 +4,7 @@ repro again does nothing; `dvc exp run -S augment.multiplier=3` reuses every cac
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -175,7 +176,10 @@ def test_a_preset_runs_as_an_experiment_and_repeats_its_row(repo):
     presets.mkdir(exist_ok=True)
     (presets / "tiny-m3.yaml").write_text("description: three images per source\nparams:\n  augment:\n    multiplier: 3\n")
     multiplier3 = (repo / "metrics" / "evaluate.json").read_text()   # left by the `-S augment.multiplier=3` run
-    out = _run([str(BIN / "python"), "-m", "imgclf.exp", "tiny-m3"], repo).stdout
+    try:
+        out = _run([str(BIN / "python"), "-m", "imgclf.exp", "tiny-m3"], repo).stdout
+    finally:
+        shutil.rmtree(presets)                                       # later tests expect a clean tree
     assert "dvc exp run -n tiny-m3 -S augment.multiplier=3" in out
     assert "Running stage" not in out                               # every stage from the run-cache
     assert (repo / "metrics" / "evaluate.json").read_text() == multiplier3
