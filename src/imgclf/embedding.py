@@ -42,13 +42,9 @@ def project(features: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def render(xy: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: list[str], title: str) -> bytes:
     """PNG bytes: one colour per true class, errors drawn as black crosses on top."""
-    import io
+    from imgclf.figures import png_bytes, pyplot
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
     colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     for c, name in enumerate(names):
@@ -63,7 +59,4 @@ def render(xy: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: list[s
     ax.set_yticks([])
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2, frameon=False)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

@@ -207,21 +207,30 @@ def _copy_descriptors(images: np.ndarray, size: int = 32, crop: int = 28, window
     return np.ascontiguousarray(desc, dtype=np.float32)
 
 
+def inverted_file(desc: np.ndarray, lists_per_root: float, train_per_list: int, nprobe: int):
+    """faiss IndexIVFFlat over desc with lists_per_root * sqrt(n) lists (at least 40 rows each, as
+    faiss wants), trained on a fixed sample, searching nprobe lists."""
+    import faiss
+
+    dim = desc.shape[1]
+    lists = max(1, min(int(lists_per_root * np.sqrt(len(desc))), len(desc) // 40))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, lists)
+    sample = np.random.default_rng(0).choice(len(desc), min(len(desc), train_per_list * lists), replace=False)
+    index.train(desc[np.sort(sample)])
+    index.add(desc)
+    index.nprobe = min(nprobe, lists)
+    return index
+
+
 def neighbour_index(desc: np.ndarray, exact_max: int | None = None, nprobe: int = 8):
     """faiss index over the descriptors: exact up to exact_max (default EXACT_MAX) rows, an
     inverted file above."""
     import faiss
 
     exact_max = EXACT_MAX if exact_max is None else exact_max
-    dim = desc.shape[1]
-    if len(desc) <= exact_max:
-        index = faiss.IndexFlatL2(dim)
-    else:
-        lists = max(1, min(int(4 * np.sqrt(len(desc))), len(desc) // 40))   # faiss wants >= 39 points per list
-        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, lists)
-        sample = np.random.default_rng(0).choice(len(desc), min(len(desc), 100 * lists), replace=False)
-        index.train(desc[np.sort(sample)])
-        index.nprobe = nprobe
+    if len(desc) > exact_max:
+        return inverted_file(desc, lists_per_root=4, train_per_list=100, nprobe=nprobe)
+    index = faiss.IndexFlatL2(desc.shape[1])
     index.add(desc)
     return index
 
@@ -303,21 +312,13 @@ def window_pairs(images: np.ndarray, n: int, max_shift: int, max_distance: float
     """(probe row, image row, probe) for rows whose windows match an image's centre crop: every
     window (offset and mirror: the probe number) of every row is searched, nearest only, among the
     first n rows' centre crops through an inverted file; one (row, image) pair per best probe."""
-    import faiss
-
     centre, valid = window_descriptors(images[:n], max_shift, offsets=False)
     base_rows = np.flatnonzero(valid[:, 0])
     empty = np.empty(0, np.int64)
     if len(base_rows) < 2:
         return empty, empty, empty
     base = np.ascontiguousarray(centre[base_rows, 0])
-    dim = base.shape[1]
-    lists = max(1, min(int(2 * np.sqrt(len(base))), len(base) // 40))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, lists)
-    sample = np.random.default_rng(0).choice(len(base), min(len(base), 64 * lists), replace=False)
-    index.train(base[np.sort(sample)])
-    index.add(base)
-    index.nprobe = min(nprobe, lists)
+    index = inverted_file(base, lists_per_root=2, train_per_list=64, nprobe=nprobe)
     found = []
     for start in range(0, len(images), chunk):
         desc, ok = window_descriptors(images[start:start + chunk], max_shift)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgclf.figures import png_bytes, pyplot
+
 CONFUSION = "metrics/plots/confusion_test.csv"
 PER_CLASS = "metrics/plots/per_class_test.csv"
 PREVIEWS = {"metrics/previews/embedding_test.png": "Embedding view (test)",
@@ -56,27 +58,9 @@ def confusion_matrix(csv: bytes, names: list[str]) -> np.ndarray:
     return matrix
 
 
-def _figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def render_confusion(base: np.ndarray | None, head: np.ndarray, names: list[str]) -> bytes:
     """Head's confusion matrix, the base's, and head minus base (red: more of that cell)."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("head", head, "Blues")] + ([] if base is None else [("base", base, "Blues"),
                                                                   ("head - base", head - base, "RdBu_r")])
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.6), dpi=90, squeeze=False)
@@ -93,11 +77,11 @@ def render_confusion(base: np.ndarray | None, head: np.ndarray, names: list[str]
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=7)
     fig.tight_layout()
-    return _figure_png(fig)
+    return png_bytes(fig)
 
 
 def render_per_class_f1(base: pd.DataFrame | None, head: pd.DataFrame) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     names = head["class"].tolist()
     y = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2), dpi=90)
@@ -112,7 +96,7 @@ def render_per_class_f1(base: pd.DataFrame | None, head: pd.DataFrame) -> bytes:
     ax.set_xlabel("F1 on the test set")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _figure_png(fig)
+    return png_bytes(fig)
 
 
 def _dvc_md(*args: str) -> str:
