@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--single", type=int, default=300, help="images for the per-image run")
     args = parser.parse_args()
+    from imgclf.provenance import announce, ran_with
+    run = announce(ran_with(args, {"bottleneck": {"backbone": "MobileNet", "backbone_args": {"alpha": 0.25},
+                                                "weights": "imagenet", "resize": "linear"}}))
 
     from imgclf.atomic import load_npy
     from imgclf.backbones import FeatureExtractor, to_rgb_resized
@@ -41,7 +44,7 @@ def main() -> None:
     images = load_npy("data/split/images.npy", mmap=True)[: args.images]
     images = np.ascontiguousarray(images)
     ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, "imagenet", args.image_size, "linear", args.batch_size)
-    out: dict = {"images": len(images), "image_size": args.image_size, "batch_size": args.batch_size,
+    out: dict = {"ran_with": run, "images": len(images), "image_size": args.image_size, "batch_size": args.batch_size,
                  "namespace": ex.namespace}
 
     # Warm up both paths (graph tracing, oneDNN kernel selection) so neither pays it in the timing.

@@ -54,6 +54,8 @@ def main() -> None:
         settings["filters"] = [int(f) for f in args.filters.split(",")]
     settings.update({k: v for k, v in (("block", args.block), ("precision", args.precision)) if v})
     cfg = CnnConfig(seed=0, **settings)
+    from imgclf.provenance import announce, ran_with
+    announce(ran_with(args, {"train.cnn": cfg.model_dump()}))
     rate, cores = measure(cfg, args.batches)
     print(f"cnn {'-'.join(map(str, cfg.filters))} {cfg.block} {cfg.precision} batch {cfg.batch_size} "
           f"(CPU bfloat16 hardware: {native_bfloat16()}): {rate:,.0f} images/s, {cores:.2f} CPU s per wall s; "

@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=300)
     parser.add_argument("--out", default="bench/out/copies_folder")
     args = parser.parse_args()
+    from imgclf.provenance import announce, ran_with
+    run = announce(ran_with(args, {"params.yaml": "the repository's, with dataset.kind image_folder"}))
     from imgclf.manifest import load_set
 
     out = Path(args.out).resolve()
@@ -75,7 +77,7 @@ def main() -> None:
     for original, copy, kind, named in pairs:
         rows.append({"kind": kind, "named": named, "together": bool(split[original] == split[copy])})
     together = sum(r["together"] for r in rows)
-    summary = {"copies": len(rows), "beside_original": together,
+    summary = {"ran_with": run, "copies": len(rows), "beside_original": together,
                "by_kind": {k: f"{sum(r['together'] for r in rows if r['kind'] == k)}/{sum(r['kind'] == k for r in rows)}"
                            for k in kinds},
                "named": f"{sum(r['together'] for r in rows if r['named'])}/{sum(r['named'] for r in rows)}",

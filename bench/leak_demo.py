@@ -87,6 +87,8 @@ def main() -> None:
     store = FeatureStore(project_root() / ".cache" / "bottlenecks" / "features.sqlite")
     cfg = HeadConfig(seed=args.seed, hidden_units=[256], input_dropout=0.0, dropout=0.3, learning_rate=1e-3,
                      batch_size=256, epochs=60, patience=6)
+    from imgclf.provenance import announce, ran_with
+    provenance = announce(ran_with(args, {"head": cfg.model_dump(), "bottleneck": ex.namespace}))
     test_x, _ = compute_features(np.asarray(test.images), ex, store, show_progress=False)
     test_y = test.manifest["label"].to_numpy()
 
@@ -119,7 +121,7 @@ def main() -> None:
     clean_train = set(clean_parents[(am["split"] == "train").to_numpy()])
     clean["val_images_whose_source_is_in_train"] = int(sum(p in clean_train for p in clean_parents[(am["split"] == "val").to_numpy()]))
 
-    out = {"sources": args.sources, "multiplier": args.multiplier, "leaky_augment_then_split": leaky,
+    out = {"ran_with": provenance, "sources": args.sources, "multiplier": args.multiplier, "leaky_augment_then_split": leaky,
            "clean_split_then_augment": clean}
     Path("bench/out").mkdir(parents=True, exist_ok=True)
     Path("bench/out/leak_demo.json").write_text(json.dumps(out, indent=2) + "\n")

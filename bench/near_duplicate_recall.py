@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=300)
     args = parser.parse_args()
 
-    from imgclf.cpu import native_bfloat16
+    from imgclf.provenance import announce, ran_with
     from imgclf.manifest import load_set
     from imgclf.near_duplicates import AuditConfig, near_duplicates
     from imgclf.params import load_params
@@ -69,6 +69,7 @@ def main() -> None:
     params = load_params("params.yaml").split
     config = AuditConfig(max_shift=params.near_duplicate_max_shift, neighbours=params.near_duplicate_neighbours,
                          max_rms=params.near_duplicate_max_rms)
+    run = announce(ran_with(args, {"split": params.model_dump()}))
     data = load_set("data/split")
     images, m = np.asarray(data.images), data.manifest
     pool = np.flatnonzero((m["official_split"] == "train").to_numpy())
@@ -94,7 +95,7 @@ def main() -> None:
     official, sha = m["official_split"].to_numpy(), m["sha256"].to_numpy()
     in_test = (official[pairs.a] == "test") & (official[pairs.b] == "test") & (sha[pairs.a] != sha[pairs.b])
     rows = [{"copy": " + ".join(c), "recall": round(float(found[kind == ci].mean()), 3)} for ci, c in enumerate(combos)]
-    result = {"cpu": "AVX512-BF16/AMX" if native_bfloat16() else "no AVX512-BF16", "machine": platform.machine(), "per_kind": args.per_kind,
+    result = {"ran_with": run, "cpu": run["cpu"], "machine": platform.machine(), "per_kind": args.per_kind,
               "config": config.__dict__, "images": len(images), "copies": len(copies),
               "search_seconds": round(seconds, 1), "pairs_among_images": len(pairs),
               "pairs_within_official_test_distinct": int(in_test.sum()), "recall": rows}
@@ -107,7 +108,7 @@ def main() -> None:
     marker = "<!-- recall table: bench/near_duplicate_recall.py -->"
     block = (f"{marker}\nRecall per kind of copy ({args.per_kind} copies of official training images each, "
              f"searched against all {len(images):,} images; defaults max_shift {config.max_shift}, "
-             f"neighbours {config.neighbours}, max_rms {config.max_rms:g}; CPU kind {result['cpu']}; "
+             f"neighbours {config.neighbours}, max_rms {config.max_rms:g}; CPU kind {result['cpu']}; commit {run['commit'][:12]}{'+dirty' if run['commit'].endswith('+dirty') else ''}; "
              f"{seconds:.0f} s for the audit with {len(copies):,} copies as queries). Pairs flagged among the official "
              f"test set's distinct images: **{result['pairs_within_official_test_distinct']}**.\n\n"
              f"| copy | recall |\n|---|---|\n{table}\n<!-- end recall table -->")

@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    from imgclf.cpu import native_bfloat16
+    from imgclf.provenance import announce, ran_with
     from imgclf.manifest import load_set
     from imgclf.near_duplicates import (AuditConfig, copy_descriptors, near_duplicates, neighbour_pairs,
                                         overlap_keys, overlap_pairs, window_pairs)
@@ -63,7 +63,8 @@ def main() -> None:
 
     config = AuditConfig()
     real = np.asarray(load_set("data/split").images)
-    result = {"cpu": "AVX512-BF16/AMX" if native_bfloat16() else "no AVX512-BF16", "config": config.__dict__}
+    run = announce(ran_with(args, {"near_duplicates": config.__dict__}))
+    result = {"ran_with": run, "cpu": run["cpu"], "config": config.__dict__}
 
     # 2. same pairs on the real images: inverted file vs exhaustive
     desc = copy_descriptors(real)
@@ -119,7 +120,7 @@ def main() -> None:
     Path("bench/out/near_duplicate_search.json").write_text(json.dumps(result, indent=2) + "\n")
     s, p = result["scale"], result["same_pairs_70k"]
     block = (f"<!-- search table: bench/near_duplicate_search.py -->\n"
-             f"Candidate search on {s['images']:,} images (CPU kind {result['cpu']}; the real 70,000 plus "
+             f"Candidate search on {s['images']:,} images (CPU kind {result['cpu']}; commit {run['commit'][:12]}{'+dirty' if run['commit'].endswith('+dirty') else ''}; the real 70,000 plus "
              f"mirrored/shifted/re-exposed copies): exact-overlap join {s['overlap_join_seconds']} s, descriptor "
              f"neighbours (faiss inverted file, 8 of {int(4 * np.sqrt(s['images']))} lists probed) {s['neighbour_search_seconds']} s, **{s['search_seconds']} s in all**, "
              f"peak RSS of the whole process {s['peak_rss_gib']} GiB (descriptors and keys computed beforehand in "

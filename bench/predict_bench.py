@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--single", type=int, default=200)
     args = parser.parse_args()
+    from imgclf.provenance import announce, ran_with
+    run = announce(ran_with(args, {"model": "models/classifier.keras of the workspace"}))
 
     import cv2
     import keras
@@ -55,7 +57,7 @@ def main() -> None:
         subprocess.run([str(Path(sys.executable).parent / "imgclf-predict"), *files], check=True,
                        capture_output=True)
         cli = len(files) / (time.perf_counter() - t)
-    out = {"batch_images_per_s": round(batch, 1), "single_images_per_s": round(single, 1),
+    out = {"ran_with": run, "batch_images_per_s": round(batch, 1), "single_images_per_s": round(single, 1),
            "cli_500_png_images_per_s_including_startup": round(cli, 1)}
     Path("bench/out").mkdir(parents=True, exist_ok=True)
     Path("bench/out/predict.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -45,6 +45,8 @@ def main() -> None:
 
     params = load_params("params.yaml")
     p, h = params.bottleneck, params.train.head
+    from imgclf.provenance import announce, ran_with
+    announce(ran_with(args, {"bottleneck": p.model_dump(), "train.head": h.model_dump()}))
     data = load_set("data/split", mmap=True)
     split, y = data.manifest["split"].to_numpy(), data.manifest["label"].to_numpy()
     tr, va, te = (split == "train"), (split == "val"), (split == "test")

@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("rev", help="experiment name or git revision of a train.model=cnn run")
     args = ap.parse_args()
     commit = resolve(args.rev)
+    from imgclf.provenance import announce, ran_with
+    announce(ran_with(args, {"experiment": f"{args.rev} = {commit}: its params.yaml"}))
     path = model_in_cache(commit)
     model = keras.models.load_model(_as_keras(path), safe_mode=True)
     trunk = model.get_layer("cnn_trunk")

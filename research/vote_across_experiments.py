@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
 
     refs = experiment_refs()
     revs = {name: resolve(name, refs) for name in args.experiments}
+    from imgclf.provenance import announce, ran_with
+    announce(ran_with(args, {"experiments": {n: f"{r}: its params.yaml" for n, r in revs.items()}}))
     workspace = split_hash(yaml.safe_load(Path("dvc.lock").read_text()), "dvc.lock of the workspace")
     for name, rev in revs.items():
         lock = subprocess.run(["git", "show", f"{rev}:dvc.lock"], capture_output=True, text=True)

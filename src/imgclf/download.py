@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 LOG = Path(".runs") / "log.jsonl"
+# Set by a caller that runs the pipeline for a purpose (imgclf.tune: the trial's experiment name),
+# so its stage runs can be picked out of a log that concurrent runs append to.
+TAG = "IMGCLF_RUN_TAG"
 
 
 def log_path(cwd: Path | None = None) -> Path:
@@ -26,10 +28,10 @@ def log_path(cwd: Path | None = None) -> Path:
 
 def record(stage: str, figures: dict) -> None:
     """Append one line (a single write of a short line: concurrent queue workers do not interleave)."""
-    from imgclf.cpu import native_bfloat16
+    from imgclf.provenance import cpu_kind
 
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "stage": stage, "cwd": os.getcwd(),
-             "cpu": {True: "AVX512-BF16/AMX", False: "no AVX512-BF16", None: platform.machine()}[native_bfloat16()],
+             "cpu": cpu_kind(), **({"tag": os.environ[TAG]} if os.environ.get(TAG) else {}),
              **figures}
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,8 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"no runs logged yet in {log_path()}")
         return
     for r in runs:
-        extra = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("time", "stage", "cwd", "cpu"))
-        print(f"{r['time']}  {r['stage']:<10} {extra}  [{r['cpu']}]")
+        extra = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("time", "stage", "cwd", "cpu", "tag"))
+        tag = f"  ({r['tag']})" if r.get("tag") else ""
+        print(f"{r['time']}  {r['stage']:<10} {extra}  [{r['cpu']}]{tag}")
 
 
 if __name__ == "__main__":

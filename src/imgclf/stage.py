@@ -4,7 +4,6 @@ time, peak RSS, and whatever the stage returns) to the run log, not to the track
 
 from __future__ import annotations
 
-import functools
 import os
 import resource
 import sys
