@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`; put the venv first so they use it.
 RUN    := PATH="$(BIN):$$PATH" TF_CPP_MIN_LOG_LEVEL=2
 
-.PHONY: setup repro test check exp clean-venv
+.PHONY: setup repro test check exp tune clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +27,12 @@ test: setup
 # A named recipe from presets/ as a DVC experiment: make exp PRESET=cnn [ARGS="-S train.cnn.epochs=6"]
 exp: setup
 	$(RUN) $(BIN)/python -m imgclf.exp $(PRESET) $(ARGS)
+
+# Optuna TPE over DVC experiments: make tune [SPACE=search/head.yaml] [TRIALS=30]
+SPACE  ?= search/head.yaml
+TRIALS ?= 30
+tune: setup
+	$(RUN) $(BIN)/python -m imgclf.tune --space $(SPACE) --trials $(TRIALS)
 
 check: setup
 	$(RUN) $(BIN)/python -m imgclf.params --check params.yaml

@@ -51,7 +51,8 @@ def main(params):
         metrics[split] = split_metrics(y_true, y_pred, names)
         if split == "test":
             test_images, test_true, test_pred = data.images[mask], y_true, y_pred
-            write_csv(paths.METRICS / "plots" / "confusion_test.csv", confusion_rows(y_true, y_pred, names))
+            write_csv(paths.METRICS / "plots" / "confusion_test.csv",
+                      confusion_rows(y_true, y_pred, names, ids=m["id"].to_numpy()[mask], confidence=probs.max(axis=1)))
             write_csv(paths.METRICS / "plots" / "per_class_test.csv", per_class_table(y_true, y_pred, names))
             save_png(paths.PREVIEWS / "test_errors.png", misclassified_preview(test_images, y_true, probs, names))
             write_embedding_view(mask, y_true, y_pred, names, inputs,

@@ -105,3 +105,38 @@ def test_a_report_on_the_real_pipeline_outputs_renders_every_changed_plot(tmp_pa
     table = pd.DataFrame({"class": names, "f1": np.linspace(0.8, 0.99, 10)})
     assert cv2.imdecode(np.frombuffer(render_per_class_f1(table.assign(f1=table.f1 - 0.01), table), np.uint8),
                         cv2.IMREAD_COLOR) is not None
+
+
+def test_the_report_says_whether_the_change_is_real_and_shows_changed_images(tmp_path):
+    """Per-image predictions (id column) on both sides: the significance table, the verdict and
+    a preview of the broken and fixed images, read from data/augmented by id."""
+    from imgclf.manifest import save_set
+    from tests.conftest import image_set
+
+    repo = _repo(tmp_path)
+    ids = [f"test-{i}" for i in range(6)]
+    actual = ["cat", "cat", "dog", "dog", "fox", "fox"]
+
+    def commit(seed, predicted):
+        _commit_run(repo, seed, 0.5, predicted)
+        frame = pd.DataFrame({"id": ids, "actual": actual, "predicted": predicted, "confidence": 0.9})
+        frame.to_csv(repo / "metrics/plots/confusion_test.csv", index=False)
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", f"ids {seed}")
+
+    commit(1, ["cat", "dog", "dog", "fox", "fox", "cat"])
+    commit(2, ["cat", "cat", "dog", "fox", "cat", "fox"])      # fixes 2, breaks 1
+    rng = np.random.default_rng(0)
+    save_set(repo / "data" / "augmented", image_set(rng.integers(0, 255, (6, 28, 28), dtype=np.uint8),
+                                                   [0, 0, 1, 1, 2, 2], ["test"] * 6, ids=ids))
+    res = _report(repo, "HEAD~2")            # each commit() is a commit without ids, then one with them
+    assert res.returncode == 0, res.stderr
+    report = (repo / "pr-report" / "report.md").read_text()
+    assert "## Is the change real? (test set, paired)" in report
+    assert "| fixed (wrong -> right) | 2 |" in report and "| broken (right -> wrong) | 1 |" in report
+    assert "within noise" in report
+    image = cv2.imread(str(repo / "pr-report" / "changed_test_images.png"))
+    assert image is not None and image.std() > 10
+    # Without per-image ids on the base side, the report says why instead of failing.
+    res = _report(repo, "HEAD~3", out="old")
+    assert res.returncode == 0 and "_not compared: HEAD~3" in (repo / "old" / "report.md").read_text()

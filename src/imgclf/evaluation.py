@@ -33,7 +33,15 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[st
                           "support": int(report[c]["support"])} for c in class_names])
 
 
-def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> pd.DataFrame:
-    """One row per image (actual, predicted), the shape DVC's confusion template reads."""
+def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], ids=None,
+                   confidence: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image (actual, predicted), the shape DVC's confusion template reads; with the
+    image id and the predicted class's probability, the same file is the per-image record that
+    `imgclf.compare` pairs across commits (the template ignores the extra columns)."""
     names = np.asarray(class_names)
-    return pd.DataFrame({"actual": names[y_true], "predicted": names[y_pred]})
+    rows = {"actual": names[y_true], "predicted": names[y_pred]}
+    if ids is not None:
+        rows = {"id": np.asarray(ids), **rows}
+    if confidence is not None:
+        rows["confidence"] = np.round(np.asarray(confidence, np.float64), 4)
+    return pd.DataFrame(rows)

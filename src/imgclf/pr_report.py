@@ -99,6 +99,61 @@ def render_per_class_f1(base: pd.DataFrame | None, head: pd.DataFrame) -> bytes:
     return png_bytes(fig)
 
 
+def significance(base: str, out: Path) -> list[str]:
+    """imgclf.compare's table and verdict, and a preview of images the change broke and fixed;
+    a line saying why when either side has no per-image predictions."""
+    from imgclf import compare
+    from imgclf.errors import UserError
+
+    try:
+        base_pred, base_label = compare.load_predictions(base)
+        head_pred, head_label = compare.load_predictions(compare.WORKSPACE)
+        result = compare.compare(base_pred, head_pred, base_label, "this change")
+    except UserError as err:
+        return [f"_not compared: {err}_"]
+    lines = compare.report_lines(result, markdown=True)
+    broken, fixed = compare.changed_images(base_pred, head_pred)
+    if len(broken) + len(fixed):
+        try:
+            (out / "changed_test_images.png").write_bytes(_changes_png(broken, fixed))
+            lines += ["", "![test images this change broke and fixed](changed_test_images.png)"]
+        except (OSError, KeyError, UserError) as err:       # no data/augmented here, or other images
+            lines += ["", f"_no preview of the changed images: {err}_"]
+    return lines
+
+
+def changes_preview(images_by_id, broken: pd.DataFrame, fixed: pd.DataFrame, per_row: int = 8) -> np.ndarray:
+    """Up to one row of test images the change broke and one it fixed, captioned with the true
+    class and base -> head predictions. images_by_id(ids) returns their pixels."""
+    from imgclf.previews import grid
+
+    rows = []
+    for label, frame in (("broken", broken), ("fixed", fixed)):
+        pick = frame.head(per_row)
+        if len(pick):
+            pixels = images_by_id(list(pick.index))
+            rows.append((f"{label} ({len(frame)})", [
+                (img, f"true {r.actual[:9]}\n{r.base_predicted[:6]}>{r.head_predicted[:6]}")
+                for img, r in zip(pixels, pick.itertuples())]))
+    return grid(rows, f"compare: {len(broken)} test images broken, {len(fixed)} fixed (first {per_row} of each)")
+
+
+def _changes_png(broken: pd.DataFrame, fixed: pd.DataFrame) -> bytes:
+    import cv2
+
+    from imgclf import paths
+    from imgclf.manifest import load_set
+
+    data = load_set(paths.AUGMENTED, mmap=True)
+    row_of = pd.Series(np.arange(len(data.manifest)), index=data.manifest["id"])
+
+    def pixels(ids):
+        return [np.asarray(data.images[i]) for i in row_of.loc[ids].to_numpy()]
+
+    ok, png = cv2.imencode(".png", changes_preview(pixels, broken, fixed))
+    return png.tobytes()
+
+
 def _dvc_md(*args: str) -> str:
     res = subprocess.run([_dvc(), *args], capture_output=True, text=True)
     if res.returncode != 0:
@@ -113,6 +168,7 @@ def build(base: str, out: Path) -> Path:
              markdown_table_or(_dvc_md("metrics", "diff", base, "--md", "--precision", "4"), "_no metric changes_"),
              "", "## Parameters changed", "",
              markdown_table_or(_dvc_md("params", "diff", base, "--md"), "_no parameter changes_"), ""]
+    lines += ["## Is the change real? (test set, paired)", "", *significance(base, out), ""]
     plots = []
     head_conf, base_conf = read_head(CONFUSION), read_at(base, CONFUSION)
     head_f1, base_f1 = read_head(PER_CLASS), read_at(base, PER_CLASS)
