@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`; put the venv first so they use it.
 RUN    := PATH="$(BIN):$$PATH" TF_CPP_MIN_LOG_LEVEL=2
 
-.PHONY: setup repro test check exp tune clean-venv
+.PHONY: setup repro test test-fast check exp tune clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ repro: setup
 
 test: setup
 	$(RUN) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The unit tests only (about 2 minutes on 2 cores): what a developer runs between edits.
+test-fast: setup
+	$(RUN) $(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # A named recipe from presets/ as a DVC experiment: make exp PRESET=cnn [ARGS="-S train.cnn.epochs=6"]
 exp: setup

@@ -17,7 +17,17 @@ from imgclf.idx import encode_idx  # noqa: E402
 from imgclf.manifest import ImageSet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FMNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
+
+
+def real_fashion_mnist_dirs() -> list[Path]:
+    """Local copies of the real Fashion-MNIST to check: $FASHION_MNIST_DIR (a directory holding the
+    four .gz IDX files) and every local directory params.yaml's download.sources lists (the Debian
+    package's /usr/share/datasets/fashion-mnist first)."""
+    import yaml
+
+    candidates = [os.environ.get("FASHION_MNIST_DIR", "")]
+    candidates += yaml.safe_load((REPO / "params.yaml").read_text())["download"]["sources"]
+    return [Path(c) for c in dict.fromkeys(candidates) if c and "://" not in c and Path(c).is_dir()]
 
 
 def synthetic_images(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.ndarray]:

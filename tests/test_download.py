@@ -3,7 +3,6 @@
 HTTP cases run against a loopback server (no network here; users have one)."""
 
 import gzip
-import hashlib
 import http.server
 import threading
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imgclf.download import DownloadError, fetch_all
-from tests.conftest import SHARED_FMNIST
+from tests.conftest import real_fashion_mnist_dirs
 
 
 @pytest.fixture
@@ -111,10 +110,14 @@ def test_http_404_and_unreachable_are_reported(idx_dir, tmp_path, http_server):
     assert "HTTP 404" in str(err.value) and "http://127.0.0.1:9: cannot connect" in str(err.value)
 
 
-@pytest.mark.skipif(not SHARED_FMNIST.is_dir(), reason="real Fashion-MNIST not beside the repo")
-def test_real_fashion_mnist_matches_published_content_checksums(tmp_path):
+@pytest.mark.parametrize("directory", real_fashion_mnist_dirs() or [None], ids=str)
+def test_real_fashion_mnist_matches_published_content_checksums(tmp_path, directory):
+    """Each local copy of the real data (the Debian package's, $FASHION_MNIST_DIR) has the content
+    params.yaml's checksums name."""
     import yaml
     from tests.conftest import REPO
+    if directory is None:
+        pytest.skip("no local Fashion-MNIST (apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)")
     files = yaml.safe_load((REPO / "params.yaml").read_text())["download"]["files"]
-    report = fetch_all(files, ["/nonexistent", str(SHARED_FMNIST)], tmp_path / "raw")
-    assert report.files == {n: str(SHARED_FMNIST) for n in files}
+    report = fetch_all(files, ["/nonexistent", str(directory)], tmp_path / "raw")
+    assert report.files == {n: str(directory) for n in files}

@@ -158,6 +158,7 @@ MID_WORK = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["augment", "bottleneck", "train"])
 def test_kill_9_mid_stage_then_repro_gives_the_uninterrupted_outputs(fault_repo, stage):
     repo, reference = fault_repo

@@ -191,6 +191,7 @@ def test_archive_size_limit_and_checksum(tmp_path):
     assert len(data.images) == 3
 
 
+@pytest.mark.slow
 def test_dvc_repro_end_to_end_on_an_image_folder_archive(tmp_path):
     """The README's switch: dataset.kind=image_folder with a .zip source, bad files skipped."""
     import hashlib

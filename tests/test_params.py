@@ -80,7 +80,45 @@ BAD = [
     ("bottleneck.cache_dir", "", "at least 1 character"),
     ("bottleneck.backbone_args", "alpha", "valid dictionary"),
     ("augment.augmenters", [{"args": {}}], "Field required"),
+    ("dataset.source_sha256", "ABC", "should match pattern"),
+    ("dataset.source_sha256", "0" * 63, "should match pattern"),
+    ("dataset.image_size", 7, "greater than or equal to 8"),
+    ("dataset.image_size", 1025, "less than or equal to 1024"),
+    ("dataset.colour", "bgr", "'grey' or 'rgb'"),
+    ("dataset.on_bad_image", "ignore", "'fail' or 'skip'"),
+    ("dataset.max_archive_mb", 0, "greater than or equal to 1"),
+    ("bottleneck.grid", 0, "greater than or equal to 1"),
+    ("bottleneck.grid", 65, "less than or equal to 64"),
+    ("bottleneck.layer", "", "at least 1 character"),
+    ("train.cnn.block", "pool-conv-conv", "'conv-conv-pool' or 'conv-pool-conv'"),
+    ("train.cnn.optimizer", "adam", "'adamw' or 'sgd'"),
+    ("train.cnn.precision", "float16", "'float32' or 'mixed_bfloat16'"),
+    ("train.cnn.online_shift_px", -1, "greater than or equal to 0"),
+    ("train.cnn.online_shift_px", 9, "less than or equal to 8"),
+    ("train.cnn.tta_shift_px", 9, "less than or equal to 8"),
+    ("train.cnn.filters", [8, 16, 32, 64, 128], "at most 4 items"),
+    ("train.cnn.random_erasing", 1.5, "less than or equal to 1"),
+    ("train.cnn.online_flip", "yes", "valid boolean"),
+    ("train.head.input_dropout", 1.0, "less than 1"),
+    ("train.head.input_dropout", -0.1, "greater than or equal to 0"),
 ]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"dataset.kind": "image_folder"}, "dataset.source is required when dataset.kind is image_folder"),
+    ({"split.val_fraction": 0.5, "split.test_fraction": 0.5}, "val_fraction + test_fraction = 1"),
+])
+def test_cross_field_rules_name_both_fields(change, expected):
+    raw = _with(*next(iter(change.items())))
+    for key, value in list(change.items())[1:]:
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert expected in str(err.value)
 
 
 @pytest.mark.parametrize("key,value,expected", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])

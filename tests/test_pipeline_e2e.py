@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import BIN, make_pipeline_repo, run, write_idx_dataset
 
+pytestmark = pytest.mark.slow      # runs the whole DVC pipeline
+
 # Params "B" of the run-cache tests: every stage's params differ from the committed ones.
 PARAMS_B = ["-S", "download.timeout_s=61", "-S", "split.seed=7", "-S", "augment.seed=7", "-S", "train.seed=7"]
 

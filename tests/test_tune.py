@@ -165,6 +165,7 @@ def test_the_sampler_draws_the_same_sequence_for_one_seed_and_another_for_anothe
 # --- trials as DVC experiments -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_each_trial_is_a_named_experiment_and_the_best_is_reported(project):
     out = finish(tune(project, "--trials", "3"))
     assert "tune: 3 of 3 trials finished (3 now)" in out, out
@@ -185,6 +186,7 @@ def test_each_trial_is_a_named_experiment_and_the_best_is_reported(project):
     assert len(trials(project)) == len(rows) == 3
 
 
+@pytest.mark.slow
 def test_trials_that_fail_are_reported_and_repeated_failure_stops_the_study(project):
     proc = tune(project, "--trials", "5", env={"FAIL_ABOVE": "0.0"})        # every trial fails
     out = finish(proc)
@@ -195,6 +197,7 @@ def test_trials_that_fail_are_reported_and_repeated_failure_stops_the_study(proj
     assert [t["state"] for t in rows] == ["FAIL"] * 3 and all(t["retry_of"] is None for t in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
 def test_an_interrupted_tuner_resumes_without_losing_or_double_counting(project, tmp_path, how):
     finish(tune(project, "--trials", "1"))                              # trial 0 finished
@@ -235,6 +238,7 @@ def test_an_interrupted_tuner_resumes_without_losing_or_double_counting(project,
     assert set(experiments(project)) == {f"space-{t['number']}" for t in complete}
 
 
+@pytest.mark.slow
 def test_two_tuners_share_one_sqlite_study(project):
     a, b = tune(project, "--trials", "6"), tune(project, "--trials", "6")
     out_a, out_b = finish(a, timeout=600), finish(b, timeout=600)

@@ -5,8 +5,12 @@ and both workers read and write the project's one feature store."""
 import json
 import time
 
+import pytest
+
 from imgclf import runlog
 from tests.conftest import BIN, make_pipeline_repo, run, write_idx_dataset
+
+pytestmark = pytest.mark.slow      # runs the whole DVC pipeline
 
 TRAIN, TEST, MULTIPLIER = 300, 100, 2
 
