@@ -70,3 +70,22 @@ def test_multiplier_one_is_the_split_without_excluded(split_set):
     out, summary = augment_set(split_set, 1, 0, AUGMENTERS, show_progress=False)
     assert summary["variants_made"] == 0
     assert len(out.images) == split_set.manifest.split.isin(["train", "val", "test"]).sum()
+
+
+def test_train_copies_of_test_images_are_excluded_and_never_reach_training():
+    """A train image identical to a test image (a copy across the official splits) is `excluded`
+    by the split, dropped by augment (no variants either), so the train stage's rows
+    (split == "train") never hold its pixels."""
+    x, y = synthetic_images(60, 4)
+    x[3], y[3] = x[55], y[55]                    # train image 3 is a copy of test image 55
+    x[7], y[7] = x[58], y[58]
+    data = assign_splits(image_set(x, y, ["train"] * 50 + ["test"] * 10), val_fraction=0.2, seed=0)
+    assert data.manifest.set_index("id").loc[["img-0003", "img-0007"], "split"].tolist() == ["excluded"] * 2
+    out, summary = augment_set(data, 3, 0, AUGMENTERS, show_progress=False)
+    assert summary["excluded_images_dropped"] == 2
+    parents = set(out.manifest["parent_id"])
+    assert "img-0003" not in parents and "img-0007" not in parents
+    trained = out.images[(out.manifest["split"] == "train").to_numpy()]
+    for copy in (x[55], x[58]):
+        assert not (trained == copy).all(axis=(1, 2)).any()
+    assert (out.manifest["split"] == "test").sum() == 10

@@ -355,6 +355,48 @@ def test_a_folder_of_unmarked_copies_splits_with_every_copy_beside_its_original(
     assert leak["near_duplicate_pairs_train_val"] == leak["near_duplicate_pairs_test_train"] == 0
 
 
+def _unmarked_copies(rng, n=40):
+    images = {}
+    for i in range(n):
+        photo = _garment(rng)
+        copy = [photo[:, ::-1], np.roll(photo, 2, axis=1), np.clip(photo.astype(int) + 20, 0, 255)][i % 3]
+        images[f"{'ab'[i % 2]}/p{i}.png"] = photo
+        images[f"{'ab'[i % 2]}/copy_of_p{i}.png"] = np.asarray(copy, np.uint8)
+    return images
+
+
+@pytest.mark.parametrize("mode", ["report", "off"])
+def test_report_and_off_modes_do_not_group_unmarked_copies(tmp_path, monkeypatch, mode):
+    """report: the audit finds and counts the copies but leaves the split to names and pixels;
+    off: no search at all. With 40 copies split by hash, some land on the other side of the line."""
+    leak = _split_stage_on(tmp_path, monkeypatch, _unmarked_copies(np.random.default_rng(2)), near_duplicates=mode)
+    straddling = sum(leak[f"near_duplicate_pairs_{k}"] for k in ("train_val", "test_train", "test_val"))
+    assert leak["near_duplicate_mode"] == mode
+    if mode == "report":
+        assert leak["near_duplicate_pairs"] >= 40 and straddling > 0 and leak["audit_recall_own_variants"] == 1.0
+    else:
+        assert leak["near_duplicate_pairs"] == 0 and straddling == 0 and leak["audit_recall_own_variants"] is None
+
+
+def test_nohash_names_alone_group_copies_that_are_not_identical(tmp_path, monkeypatch):
+    """With the near-duplicate search off and no two files identical, only the `_nohash_` names
+    can keep each photo's copies on one side."""
+    rng = np.random.default_rng(4)
+    images = {}
+    for i in range(30):
+        photo, cls = _garment(rng), "ab"[i % 2]
+        images[f"{cls}/p{i}.png"] = photo
+        images[f"{cls}/p{i}_nohash_1.png"] = np.clip(photo.astype(int) + 9, 0, 255).astype(np.uint8)
+        images[f"{cls}/p{i}_nohash_2.png"] = np.roll(photo, 1, axis=0)
+    _split_stage_on(tmp_path, monkeypatch, images, near_duplicates="off")
+    from imgclf.manifest import load_set
+    m = load_set(tmp_path / "data/split").manifest.set_index("id")
+    assert m["sha256"].nunique() == 90
+    sides = [{m.loc[f"{'ab'[i % 2]}/p{i}{s}.png", "split"] for s in ("", "_nohash_1", "_nohash_2")} for i in range(30)]
+    assert all(len(s) == 1 for s in sides)
+    assert len(set().union(*sides)) == 3                      # and the photos do spread over train, val, test
+
+
 def test_a_folder_that_is_one_photo_many_times_is_a_clear_error(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     photos = {"a": _garment(rng), "b": _garment(rng)}            # each class: one photo, shifted copies

@@ -77,3 +77,25 @@ def test_integrity_check_names_offending_images():
     m.loc[train_row, "sha256"] = m.loc[m.index[m.split == "test"][0], "sha256"]
     with pytest.raises(SplitIntegrityError, match=rf"identical image .*{m.loc[train_row, 'id']} in train"):
         check_integrity(m)
+
+
+def test_integrity_check_refuses_a_source_straddling_splits():
+    images, labels, official, ids = _dataset(n_train=50, n_test=10)
+    m = assign_splits(image_set(images, labels, official, ids), 0.3, 1).manifest
+    train_row, val_row = m.index[m.split == "train"][0], m.index[m.split == "val"][0]
+    m.loc[val_row, "source_id"] = m.loc[train_row, "source_id"]          # an augmented copy in val
+    with pytest.raises(SplitIntegrityError, match=rf"source {m.loc[train_row, 'source_id']}: .* in train, .* in val|"
+                                                  rf"source {m.loc[train_row, 'source_id']}: .* in val, .* in train"):
+        check_integrity(m)
+
+
+def test_integrity_check_refuses_linked_near_duplicates_on_two_sides():
+    images, labels, official, ids = _dataset(n_train=50, n_test=10)
+    m = assign_splits(image_set(images, labels, official, ids), 0.3, 1).manifest
+    a, b = m.index[m.split == "train"][0], m.index[m.split == "test"][0]
+    check_integrity(m, (np.array([a]), np.array([a])))                  # a link within one split is fine
+    with pytest.raises(SplitIntegrityError, match=rf"near-duplicates {m.id[a]} in train and {m.id[b]} in test"):
+        check_integrity(m, (np.array([a]), np.array([b])))
+    # excluded rows are outside every split: a link to one is not a straddle
+    m.loc[b, "split"] = "excluded"
+    check_integrity(m, (np.array([a]), np.array([b])))

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
+    if args.top < 1:
+        print(f"error: --top {args.top}: expected 1 or more classes to print", file=sys.stderr)
+        return 2
     if not args.model.is_file() or not args.model.with_suffix(".json").is_file():
         print(f"error: {args.model} (and its .json) not found; run `dvc repro` first", file=sys.stderr)
         return 2
