@@ -1,0 +1,41 @@
+"""The exported classifier with params.yaml's own recipe (MobileNet alpha 0.25 with ImageNet
+weights, "tf" preprocessing, cut at conv_pw_5_relu, 6x6 grid): it must give the pipeline's
+probabilities, i.e. the head applied to the bottleneck stage's features.
+
+Needs the real weights: KERAS_HOME must hold models/mobilenet_2_5_224_tf_no_top.h5 (.ci/run points
+it at the copy beside the clone when there is one); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgclf.params import load_params
+from tests.conftest import REPO, synthetic_images
+
+WEIGHTS = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / "mobilenet_2_5_224_tf_no_top.h5"
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"no MobileNet weights at {WEIGHTS} (set KERAS_HOME)")
+def test_the_exported_default_recipe_gives_the_pipelines_probabilities():
+    from imgclf.backbones import extractor_for
+    from imgclf.export import build_exported_model
+    from imgclf.head import HeadConfig, build_head
+
+    params = load_params(REPO / "params.yaml")
+    p = params.bottleneck
+    assert (p.backbone, p.weights, p.layer, p.grid) == ("MobileNet", "imagenet", "conv_pw_5_relu", 6)
+    extractor = extractor_for(p)
+    images, _ = synthetic_images(48, 7)                       # 28x28 grey, like Fashion-MNIST
+    features = extractor(images)
+    assert features.shape == (48, 6 * 6 * 64) and features.std() > 0.01     # real, not vanishing, features
+    head = build_head(features, 10, HeadConfig(seed=0, **params.train.head.model_dump()))
+    exported = build_exported_model(extractor, head, images.shape[1:])
+    pipeline = head.predict(features, verbose=0)
+    served = exported.predict(images, verbose=0)
+    np.testing.assert_allclose(served, pipeline, rtol=1e-3, atol=1e-5)
+    assert (served.argmax(1) == pipeline.argmax(1)).all()
