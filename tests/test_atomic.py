@@ -1,0 +1,45 @@
+"""Atomic writes under kill -9: the kill lands while the temp file is being written (the test
+waits for it to appear), and the destination still holds the previous complete file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+from imgclf.atomic import load_npy, save_npy, write_json
+
+WRITER = textwrap.dedent("""
+    import sys, numpy as np
+    from imgclf.atomic import save_npy
+    save_npy(sys.argv[1], np.full((400, 1024, 1024), 7, np.uint8))   # 400 MiB: a write that takes a while
+""")
+
+
+def test_kill_9_during_a_write_leaves_the_previous_file_then_the_next_write_cleans_up(tmp_path):
+    dest = tmp_path / "features.npy"
+    previous = np.arange(1000, dtype=np.float32)
+    save_npy(dest, previous)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(dest)])
+    deadline = time.time() + 60
+    try:
+        while not any(p.stat().st_size > 1 << 20 for p in tmp_path.glob(".features.npy.*.tmp.npy")):
+            assert time.time() < deadline, "the writer never started writing"
+            assert proc.poll() is None, "the write finished before the kill; make it larger"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)                    # mid-write: the temp file is growing
+    finally:
+        proc.wait()
+    leftovers = list(tmp_path.glob(".features.npy.*.tmp.npy"))
+    assert leftovers                                          # the killed writer could not clean up...
+    np.testing.assert_array_equal(load_npy(dest), previous)    # ...but the destination is untouched
+    write_json(tmp_path / "other.json", {})                    # another file's write leaves them alone
+    assert list(tmp_path.glob(".features.npy.*.tmp.npy")) == leftovers
+    save_npy(dest, previous[:10])                              # the next write of this file removes them
+    assert list(tmp_path.glob(".features.npy.*.tmp.npy")) == []
+    np.testing.assert_array_equal(load_npy(dest), previous[:10])
