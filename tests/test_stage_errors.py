@@ -63,3 +63,22 @@ def test_a_keras_stage_prints_no_tensorflow_start_up_lines(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stderr == "", res.stderr
     assert res.stdout.startswith("demo: done in")
+
+
+@pytest.mark.parametrize("stage_name, setup, expected", [
+    ("train", lambda d: (d / "params.yaml").write_text(
+        (REPO / "params.yaml").read_text().replace("    dropout: 0.4\n", "    dropout: 1.4\n", 1)),
+     "train.head.dropout = 1.4: Input should be less than 1"),
+    ("augment", lambda d: (d / "params.yaml").write_text((REPO / "params.yaml").read_text()),
+     "data/split/images.npy: not found; run the stages before this one first"),
+])
+def test_a_real_stage_entry_point_exits_2_with_one_line(tmp_path, stage_name, setup, expected):
+    """`python -m stages.<name>` as DVC runs it: bad params, or an input the previous stage never
+    wrote, is exit code 2 and one line naming the key or the path, before any work."""
+    setup(tmp_path)
+    res = subprocess.run([sys.executable, "-m", f"stages.{stage_name}"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+    assert res.returncode == 2, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith(f"error: {stage_name}: ") and expected in res.stderr
+    assert "Traceback" not in res.stderr

@@ -66,9 +66,20 @@ def save_npy(dest: Path | str, array: np.ndarray) -> None:
         np.save(tmp, array, allow_pickle=False)
 
 
+class MissingInput(UserError, FileNotFoundError):
+    """A stage's input is not there: the stage that writes it has not run (outside `dvc repro`)."""
+
+
+def missing(path: Path | str) -> MissingInput:
+    return MissingInput(2, f"{path}: not found; run the stages before this one first (`dvc repro` does)")
+
+
 def load_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
     """Never unpickles: a .npy from a dataset or a cache is data, not code."""
-    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except FileNotFoundError:
+        raise missing(path) from None
 
 
 def write_csv(dest: Path | str, frame) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgclf.atomic import load_npy, save_npy, write_csv
+from imgclf.atomic import load_npy, missing, save_npy, write_csv
 from imgclf.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -51,6 +51,8 @@ def save_set(directory: Path | str, data: ImageSet) -> None:
 def load_set(directory: Path | str, mmap: bool = False) -> ImageSet:
     directory = Path(directory)
     images = load_npy(directory / IMAGES, mmap=mmap)
+    if not (directory / MANIFEST).is_file():
+        raise missing(directory / MANIFEST)
     manifest = pd.read_csv(directory / MANIFEST, dtype={"id": str, "source_id": str, "group_id": str,
                                                           "class_name": str, "split": str, "sha256": str,
                                                           "parent_id": str})
