@@ -62,7 +62,7 @@ def main(params):
         # A CNN already reads raw images: the exported classifier is models/model.keras byte for byte,
         # so its test predictions are the ones above. Predicting the test set through every TTA view a
         # second time would cost a sizeable part of the CNN's time budget and could not disagree.
-        extractor, export_pred = None, test_pred
+        extractor = None
         with atomic_path(paths.EXPORTED, suffix=".keras") as tmp:
             shutil.copyfile(paths.MODEL, tmp)
     else:
@@ -71,19 +71,26 @@ def main(params):
         export_pred = np.argmax(exported.predict(np.asarray(test_images), batch_size=PREDICT_BATCH, verbose=0),
                                 axis=1)
         save_model(exported, paths.EXPORTED)
-    metrics["export"] = {
-        "agreement_with_pipeline_test": round(float((export_pred == test_pred).mean()), 4),
-        "test_accuracy": round(float((export_pred == test_true).mean()), 4),
-    }
+    if on_images:
+        # Nothing was measured: the exported file is the trained one, byte for byte. Say so
+        # instead of reporting an agreement of 1.0 that could never be anything else.
+        metrics["export"] = {"same_file_as_trained_model": True,
+                             "test_accuracy": metrics["test"]["accuracy"]}
+    else:
+        metrics["export"] = {
+            "agreement_with_pipeline_test": round(float((export_pred == test_pred).mean()), 4),
+            "test_accuracy": round(float((export_pred == test_true).mean()), 4),
+        }
     write_json(paths.EXPORTED_INFO, {"class_names": names, "input_shape": list(data.images.shape[1:]),
                                      "input_dtype": "uint8", "model": params.train.model,
                                      "ensemble": params.train.ensemble,
                                      "bottleneck_namespace": extractor.namespace if extractor else None})
     write_json(paths.METRICS / "evaluate.json", metrics)
     t = metrics["test"]
+    export = ("exported model is the trained file" if on_images else
+              f"exported model agrees on {metrics['export']['agreement_with_pipeline_test']:.2%} of test images")
     print(f"evaluate: test accuracy {t['accuracy']}, macro-F1 {t['macro_f1']} on {t['images']} images; "
-          f"val accuracy {metrics['val']['accuracy']}; exported model agrees on "
-          f"{metrics['export']['agreement_with_pipeline_test']:.2%} of test images")
+          f"val accuracy {metrics['val']['accuracy']}; {export}")
 
 
 if __name__ == "__main__":
