@@ -2,7 +2,7 @@
 
     python -m imgclf.compare BASE [HEAD]      # git revisions or DVC experiment names; HEAD: the workspace
 
-`dvc metrics diff` says "0.9304 -> 0.9318"; two seeds of one recipe differ by that much. Both
+`dvc metrics diff` shows test accuracy up by a tenth of a point; two seeds of one recipe differ by that much. Both
 revisions scored the same test images, so the question has an exact answer from the images on
 which they disagree: McNemar's exact test (a binomial test on fixed vs broken images) and a
 paired bootstrap interval of the accuracy difference. The per-image predictions are the evaluate
