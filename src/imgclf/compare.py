@@ -51,7 +51,7 @@ def load_predictions(rev: str, path: str = PREDICTIONS) -> tuple[pd.DataFrame, s
         shown = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True)
         if shown.returncode:
             raise CompareError(f"{rev} ({commit[:7]}): no {path} in that commit; run the pipeline there")
-        raw, label = shown.stdout, f"{rev} ({commit[:7]})" if rev != commit else commit[:7]
+        raw, label = shown.stdout, commit[:7] if commit.startswith(rev) else f"{rev} ({commit[:7]})"
     frame = pd.read_csv(io.BytesIO(raw))
     missing = {"id", "actual", "predicted"} - set(frame.columns)
     if missing:
