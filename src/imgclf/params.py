@@ -181,9 +181,10 @@ class BottleneckParams(_Strict):
 
 class HeadParams(_Strict):
     hidden_units: list[int] = Field([512], description="Width of each hidden dense layer of the head.")
-    input_dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout on the (standardised) bottleneck features.")
-    dropout: float = Field(0.4, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
-    learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate.")
+    input_dropout: float = Field(0.5218568027467589, ge=0.0, lt=1.0,
+                                 description="Dropout on the (standardised) bottleneck features.")
+    dropout: float = Field(0.17097836653459497, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
+    learning_rate: float = Field(0.00015060321910116722, gt=0.0, le=1.0, description="Adam learning rate.")
     batch_size: int = Field(256, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(60, ge=1, le=10000, description="Upper bound on epochs; early stopping usually ends sooner.")
     patience: int = Field(6, ge=1, le=1000, description="Epochs without val-loss improvement before stopping (best weights restored).")
