@@ -180,6 +180,8 @@ def test_each_trial_is_a_named_experiment_and_the_best_is_reported(project):
     table = (project / "report" / "space.csv").read_text()
     assert table.count("\n") == 4 and "complete" in table
     assert (project / "report" / "space.png").read_bytes()[:4] == b"\x89PNG"
+    report = (project / "report" / "space.md").read_text()
+    assert "(storage: SQLite `.tune/space.sqlite3`)" in report and str(project) not in report
     # Started again with the target met, it runs nothing.
     again = finish(tune(project, "--trials", "3"))
     assert "3 of 3 trials finished (0 now)" in again

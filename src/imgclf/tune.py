@@ -365,7 +365,7 @@ def write_report(study, space: SearchSpace, space_path: Path, out_dir: Path, sto
     seconds = frame["seconds"].dropna()
     lines = [f"# Study `{name}`", "",
              f"Written by `python -m imgclf.tune --space {space_path.as_posix()}` (storage: "
-             f"{_redact(storage_url)}). {space.description}", "",
+             f"{_shown_storage(storage_url)}). {space.description}", "",
              f"{len(done)} finished trials of {len(frame)}; objective {space.objective.direction} "
              f"`{space.objective.key}` ({space.objective.metrics})."
              + (f" Wall time per trial: median {seconds.median():.0f} s, total {seconds.sum() / 60:.1f} min."
@@ -388,6 +388,20 @@ def markdown_table(frame) -> str:
     head = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "---|" * len(frame.columns)
     return "\n".join([head, rule, *("| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False))])
+
+
+def _shown_storage(url: str) -> str:
+    """The storage as the report shows it: the default SQLite file relative to the project (a
+    committed report names no machine's paths), other URLs without their password."""
+    from imgclf.bottleneck import project_root
+
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            return f"SQLite `{path.resolve().relative_to(project_root().resolve()).as_posix()}`"
+        except ValueError:
+            return f"SQLite `{path.name}`"
+    return _redact(url)
 
 
 def _redact(url: str) -> str:
