@@ -254,3 +254,31 @@ def test_two_tuners_share_one_sqlite_study(project):
     assert ran_a and ran_b and not ran_a & ran_b          # both worked, no trial twice
     assert len({json.dumps(t["params"], sort_keys=True) for t in complete}) == len(complete)
     assert set(experiments(project)) == {f"space-{t['number']}" for t in complete}
+
+
+def _open_after(barrier, urls: list[str], queue) -> None:
+    from imgclf.tune import open_study
+    for url in urls:
+        barrier.wait()
+        try:
+            queue.put(open_study("space", url, "maximize", seed=0).study_name)
+        except Exception as err:            # the parent asserts on what each process met
+            queue.put(f"{type(err).__name__}: {err}")
+
+
+def test_tuners_started_at_once_on_a_new_sqlite_file_all_open_the_study(tmp_path):
+    """Two tuners started together both created Optuna's schema and one died on `UNIQUE constraint
+    failed: alembic_version` (seen in CI); started together, every one must open the study."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    n, rounds = 4, 4                    # the race is timing-dependent: several fresh files
+    barrier, queue = ctx.Barrier(n), ctx.Queue()
+    urls = [f"sqlite:///{tmp_path / f'round{r}' / '.tune' / 'space.sqlite3'}" for r in range(rounds)]
+    procs = [ctx.Process(target=_open_after, args=(barrier, urls, queue)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    got = [queue.get(timeout=120) for _ in range(n * rounds)]
+    for p in procs:
+        p.join(timeout=60)
+    assert got == ["space"] * (n * rounds)

@@ -20,6 +20,8 @@ accuracy); the holdout (test) metric is read for the best trial only.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -88,21 +90,48 @@ def default_storage(study: str, root: Path) -> str:
 
 def open_study(name: str, storage_url: str, direction: str, seed: int):
     optuna = _optuna()
-    if storage_url.startswith("sqlite:///"):
-        Path(storage_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
-    try:
-        storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-                                             heartbeat_stale_trial_callback=retry,
-                                             engine_kwargs=_engine_kwargs(storage_url))
-    except Exception as err:      # SQLAlchemy raises many kinds; all mean "cannot use this URL"
-        raise TuneError(f"--storage {storage_url}: cannot open: {err}") from None
-    study = optuna.create_study(study_name=name, storage=storage, sampler=trial_seeded_tpe(seed),
-                                direction=direction, load_if_exists=True)
+    with _creation_lock(storage_url):
+        storage = _open_storage(storage_url)
+        study = optuna.create_study(study_name=name, storage=storage, sampler=trial_seeded_tpe(seed),
+                                    direction=direction, load_if_exists=True)
     if study.direction.name.lower() != direction:
         raise TuneError(f"study {name!r} in {storage_url} was created to {study.direction.name.lower()}, "
                         f"the space says {direction}; use another --study")
     return study
+
+
+@contextlib.contextmanager
+def _creation_lock(storage_url: str):
+    """Two tuners started at once on a new SQLite file both create Optuna's schema, and the second
+    fails on `UNIQUE constraint failed: alembic_version` (CI caught it). For the default SQLite
+    storage a lock file beside the database makes the first tuner create it while the other waits;
+    other databases get the retry in `_open_storage`."""
+    if not storage_url.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(storage_url.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _open_storage(storage_url: str, attempts: int = 5):
+    optuna = _optuna()
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+                                              heartbeat_stale_trial_callback=retry,
+                                              engine_kwargs=_engine_kwargs(storage_url))
+        except Exception as err:  # SQLAlchemy raises many kinds; all but the schema race mean "cannot use this URL"
+            if "alembic_version" in str(err) and attempt + 1 < attempts:
+                time.sleep(0.5 * (attempt + 1))     # another tuner is creating the schema: it exists next time
+                continue
+            raise TuneError(f"--storage {storage_url}: cannot open: {err}") from None
 
 
 def _engine_kwargs(url: str) -> dict:
