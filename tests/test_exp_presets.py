@@ -29,6 +29,18 @@ def test_a_preset_becomes_set_params_that_dvc_parses_back(tmp_path):
     assert {k: yaml.safe_load(v) for k, v in pairs.items()} == {
         "train.model": "cnn", "train.cnn.filters": [48, 96], "train.cnn.epochs": 5, "augment.multiplier": 2}
     assert cmd[3:5] == ["-n", "w5"]
+    temp = build_command("wide", [], "w", REPO / "params.yaml", presets, mode="temp")
+    assert temp[2:6] == ["run", "--temp", "-n", "w"]      # a 30-minute run leaves the workspace free
+
+
+def test_temp_and_queue_are_passed_to_dvc_and_exclude_each_other(capsys, monkeypatch):
+    from imgclf.exp import main
+    monkeypatch.chdir(REPO)
+    assert main(["cnn", "--queue", "--dry"]) == 0
+    assert capsys.readouterr().out.startswith("dvc exp run --queue -n cnn -S ")
+    with pytest.raises(SystemExit) as stop:
+        main(["cnn", "--queue", "--temp", "--dry"])
+    assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_a_wrong_key_or_value_in_a_preset_names_the_preset_and_key(tmp_path):

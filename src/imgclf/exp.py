@@ -2,6 +2,7 @@
 
     python -m imgclf.exp cnn                      # = make exp PRESET=cnn
     python -m imgclf.exp cnn -S train.cnn.epochs=6 -n cnn-short
+    python -m imgclf.exp cnn --temp -n cnn-s43 -S train.seed=43   # workspace stays free meanwhile
     python -m imgclf.exp --list
 
 A preset is a committed YAML file of parameter overrides (like lightning-hydra-template's
@@ -92,7 +93,7 @@ def _parse_set(values: list[str]) -> dict[str, Any]:
 
 
 def build_command(name: str, extra: list[str], exp_name: str | None, params_path: Path = Path("params.yaml"),
-                  folder: Path = PRESETS) -> list[str]:
+                  folder: Path = PRESETS, mode: str | None = None) -> list[str]:
     """The `dvc exp run` command line for a preset, after validating the params it would run with."""
     preset = load_preset(name, folder)
     overrides = {**flatten(preset.get("params") or {}), **_parse_set(extra)}
@@ -101,7 +102,8 @@ def build_command(name: str, extra: list[str], exp_name: str | None, params_path
         parse_params(merged(base, overrides), f"{folder / (name + '.yaml')} on top of {params_path}")
     except ParamsError as err:
         raise PresetError(str(err)) from None
-    return [os.environ.get("DVC", "dvc"), "exp", "run", "-n", exp_name or name, *set_args(overrides)]
+    where = [f"--{mode}"] if mode else []
+    return [os.environ.get("DVC", "dvc"), "exp", "run", *where, "-n", exp_name or name, *set_args(overrides)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                         help="one more override on top of the preset (repeatable)")
     parser.add_argument("-n", "--name", help="experiment name (default: the preset's name)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--temp", dest="mode", action="store_const", const="temp",
+                       help="run in a temporary copy, so the workspace stays free to edit (a 30-minute CNN)")
+    where.add_argument("--queue", dest="mode", action="store_const", const="queue",
+                       help="only queue it; `dvc queue start` runs the queue")
     parser.add_argument("--dry", action="store_true", help="print the dvc command instead of running it")
     parser.add_argument("--list", action="store_true", help="list the presets and exit")
     args = parser.parse_args(argv)
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in sorted(PRESETS.glob("*.yaml")):
                 print(f"{path.stem:14} {load_preset(path.stem).get('description', '')}")
             return 0
-        cmd = build_command(args.preset, args.set_param, args.name)
+        cmd = build_command(args.preset, args.set_param, args.name, mode=args.mode)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
