@@ -54,6 +54,9 @@ def test_a_wrong_key_or_value_in_a_preset_names_the_preset_and_key(tmp_path):
         build_command("bad", [], None, REPO / "params.yaml", presets)
     with pytest.raises(PresetError, match="no such preset"):
         build_command("missing", [], None, REPO / "params.yaml", presets)
+    (presets / "broken.yaml").write_text("params: {train: [\n")
+    with pytest.raises(PresetError, match=r"broken\.yaml: not valid YAML"):
+        build_command("broken", [], None, REPO / "params.yaml", presets)
 
 
 def test_flatten_keeps_lists_and_empty_sections_as_values():

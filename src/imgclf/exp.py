@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from imgclf.errors import UserError
-from imgclf.params import ParamsError, parse_params
+from imgclf.params import ParamsError, parse_params, read_yaml
 
 PRESETS = Path("presets")
 
@@ -40,7 +40,7 @@ def load_preset(name: str, folder: Path = PRESETS) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         raise PresetError(f"{path}: no such preset (known: {', '.join(known) or 'none'})")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path, PresetError) or {}
     if not isinstance(data, dict) or set(data) - {"description", "params"}:
         raise PresetError(f"{path}: expected the keys description and params, got {sorted(data)}")
     if not isinstance(data.get("params", {}), dict):
@@ -97,7 +97,7 @@ def build_command(name: str, extra: list[str], exp_name: str | None, params_path
     """The `dvc exp run` command line for a preset, after validating the params it would run with."""
     preset = load_preset(name, folder)
     overrides = {**flatten(preset.get("params") or {}), **_parse_set(extra)}
-    base = yaml.safe_load(params_path.read_text())
+    base = read_yaml(params_path, PresetError)
     try:
         parse_params(merged(base, overrides), f"{folder / (name + '.yaml')} on top of {params_path}")
     except ParamsError as err:

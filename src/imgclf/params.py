@@ -273,15 +273,21 @@ def parse_params(raw: Any, path: Path | str = "params.yaml") -> Params:
         raise ParamsError(_describe(err, path)) from None
 
 
+def read_yaml(path: Path, error: type[Exception] | None = None) -> Any:
+    """A YAML file's content; a missing file or bad YAML is `error` naming the file (every config
+    file of the project, params, presets and search spaces, fails the same way)."""
+    error = error or ParamsError
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: not found") from None
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML: {err}") from None
+
+
 def load_params(path: Path | str) -> Params:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: not found") from None
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
-    return parse_params(raw, path)
+    return parse_params(read_yaml(path), path)
 
 
 def main(argv: list[str] | None = None) -> int:

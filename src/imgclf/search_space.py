@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from imgclf.errors import UserError
 from imgclf.exp import PresetError, flatten, merged
-from imgclf.params import ParamsError, parse_params
+from imgclf.params import ParamsError, parse_params, read_yaml
 
 
 class SearchSpaceError(UserError, ValueError):
@@ -134,12 +134,7 @@ def _describe(err: ValidationError, path: Path) -> str:
 def load_space(path: Path | str, params_path: Path | str = "params.yaml") -> SearchSpace:
     """Read and check a search space, including that every value it can propose is valid in params.yaml."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SearchSpaceError(f"{path}: not found") from None
-    except yaml.YAMLError as err:
-        raise SearchSpaceError(f"{path}: not valid YAML: {err}") from None
+    raw = read_yaml(path, SearchSpaceError)
     if not isinstance(raw, dict):
         raise SearchSpaceError(f"{path}: expected a mapping with params (and optionally objective, holdout, fixed)")
     raw = {**raw, "fixed": flatten(raw.get("fixed") or {})} if isinstance(raw.get("fixed") or {}, dict) else raw
@@ -153,7 +148,7 @@ def load_space(path: Path | str, params_path: Path | str = "params.yaml") -> Sea
 
 def check_against_params(space: SearchSpace, path: Path, params_path: Path) -> None:
     """Each searched value, with the others at their first corner, must pass params.yaml's schema."""
-    base = yaml.safe_load(params_path.read_text())
+    base = read_yaml(params_path, SearchSpaceError)
     first = {key: dim.corners()[0] for key, dim in space.params.items()}
     problems = []
     for key, dim in space.params.items():
