@@ -116,3 +116,20 @@ def test_bfloat16_without_hardware_support_warns(monkeypatch):
     with pytest.warns(UserWarning, match="emulated"):
         train_cnn(images[:48], labels[:48], images[48:], labels[48:], 10,
                   _cfg(precision="mixed_bfloat16", tta_shift_px=0), verbose=0)
+
+
+def test_ema_keeps_the_average_of_the_weights_and_leaves_training_unchanged():
+    """EMA must not alter the raw trajectory (same data, same steps) and must hand back the average:
+    with a vanishing momentum the average is the last step's weights; with 0.9 it differs from them,
+    while batch-norm statistics (not averaged) are the raw run's."""
+    images, labels = synthetic_images(200, 0)
+    train = lambda **kw: train_cnn(images[:160], labels[:160], images[160:], labels[160:], 10,  # noqa: E731
+                                   _cfg(random_erasing=0.0, **kw), verbose=0)[0]
+    raw, tiny, avg = train(), train(ema=1e-7), train(ema=0.9)
+    for r, t in zip(raw.trainable_weights, tiny.trainable_weights):
+        np.testing.assert_allclose(np.asarray(t), np.asarray(r), atol=1e-5)
+    moved = [not np.allclose(np.asarray(a), np.asarray(r), atol=1e-5)
+             for r, a in zip(raw.trainable_weights, avg.trainable_weights)]
+    assert sum(moved) >= len(moved) // 2, moved
+    for r, a in zip(raw.non_trainable_weights, avg.non_trainable_weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(r))

@@ -209,6 +209,9 @@ class CnnParams(_Strict):
     learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="Peak learning rate (warm-up, then cosine decay).")
     weight_decay: float = Field(0.02, ge=0.0, le=1.0, description="Decoupled weight decay: weights shrink by lr * weight_decay per step.")
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
+    ema: float = Field(0.0, ge=0.0, lt=1.0,
+                       description="Keep an exponential moving average of the weights with this momentum and use it as the "
+                                   "model (0.999: about the last 1,000 steps); 0 = off, the best val-loss epoch is kept.")
     batch_size: int = Field(128, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(8, ge=1, le=1000, description="Epochs (the schedule spans all of them; best val-loss weights kept).")
     random_erasing: float = Field(0.5, ge=0.0, le=1.0,

@@ -20,13 +20,13 @@ def make_deterministic(seed: int) -> None:
 
 
 def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, patience: int,
-        live_dir: Path | str | None = None, verbose: int = 2) -> dict:
-    """model.fit with early stopping on val loss (best weights restored) and, if live_dir is given,
-    per-epoch curves through dvclive. Returns the summary for metrics/train.json."""
+        live_dir: Path | str | None = None, verbose: int = 2, keep_best: bool = True) -> dict:
+    """model.fit with early stopping on val loss (best weights restored unless keep_best is False) and,
+    if live_dir is given, per-epoch curves through dvclive. Returns the summary for metrics/train.json."""
     import keras
 
     callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                               restore_best_weights=True)]
+                                               restore_best_weights=keep_best)]
     live = None
     if live_dir is not None:
         from dvclive import Live
