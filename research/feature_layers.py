@@ -47,7 +47,7 @@ def main() -> None:
     p, h = params.bottleneck, params.train.head
     from imgclf.provenance import announce, ran_with
     announce(ran_with(args, {"bottleneck": p.model_dump(), "train.head": h.model_dump()}))
-    data = load_set("data/split", mmap=True)
+    data = load_set("data/split", lazy=True)
     split, y = data.manifest["split"].to_numpy(), data.manifest["label"].to_numpy()
     tr, va, te = (split == "train"), (split == "val"), (split == "test")
     rows = []

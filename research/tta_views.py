@@ -49,7 +49,7 @@ def main() -> None:
     path = model_in_cache(commit)
     model = keras.models.load_model(_as_keras(path), safe_mode=True)
     trunk = model.get_layer("cnn_trunk")
-    data = load_set(paths.SPLIT, mmap=True)
+    data = load_set(paths.SPLIT, lazy=True)
     test = (data.manifest["split"] == "test").to_numpy()
     x, y = np.asarray(data.images[test]), data.manifest["label"].to_numpy()[test]
     shape = (*x.shape[1:3], x.shape[3] if x.ndim == 4 else 1)

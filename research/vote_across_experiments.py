@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{name} ({rev[:7]}) was scored on another split than the workspace's data/split "
                              f"({workspace}); `dvc exp apply` a run of the same split first")
 
-    data = load_set(paths.AUGMENTED, mmap=True)
+    data = load_set(paths.AUGMENTED, lazy=True)
     mask = (data.manifest["split"] == "test").to_numpy()
     images, y = np.asarray(data.images[mask]), data.manifest["label"].to_numpy()[mask]
     probs = {}

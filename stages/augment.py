@@ -1,25 +1,36 @@
 """DVC stage `augment`: each train source becomes augment.multiplier images; val/test untouched."""
 
+import numpy as np
+
 from imgclf import paths, stage
-from imgclf.atomic import write_json
-from imgclf.augment import augment_set
-from imgclf.manifest import load_set, save_set
+from imgclf.atomic import require_space, write_csv, write_json
+from imgclf.augment import augment_into, output_rows
+from imgclf.manifest import IMAGES, MANIFEST, load_set
+from imgclf.npy_rows import NpyRows, npy_row_writer
+from imgclf.parallel import default_workers
 from imgclf.previews import augment_preview, save_png
 
 
 def main(params):
     p = params.augment
-    data = load_set(paths.SPLIT)
-    result, summary = augment_set(data, p.multiplier, p.seed, [a.model_dump() for a in p.augmenters])
-    save_set(paths.AUGMENTED, result)
+    data = load_set(paths.SPLIT, lazy=True)
+    shape = (output_rows(data.manifest, p.multiplier), *data.images.shape[1:])
+    dest = paths.AUGMENTED / IMAGES
+    require_space(dest, int(np.prod(shape, dtype=np.int64)) * data.images.dtype.itemsize,
+                  f"{shape[0]:,} augmented images (augment.multiplier {p.multiplier})")
+    workers = default_workers()
+    with npy_row_writer(dest, shape, data.images.dtype) as out:
+        manifest, summary = augment_into(data, out, p.multiplier, p.seed, [a.model_dump() for a in p.augmenters],
+                                         workers=workers)
+    write_csv(paths.AUGMENTED / MANIFEST, manifest)
     seconds = summary.pop("seconds")
     write_json(paths.METRICS / "augment.json", summary)
-    save_png(paths.PREVIEWS / "augment_variants.png", augment_preview(result.images, result.manifest))
+    save_png(paths.PREVIEWS / "augment_variants.png", augment_preview(NpyRows(dest), manifest))
     print(f"augment: {summary['train_sources']} train sources x {p.multiplier} = {summary['train_images']} "
           f"train images ({summary['variants_made']} variants made, "
           f"{summary['variants_identical_to_original']} identical to their original), "
-          f"{summary['excluded_images_dropped']} excluded images left out, {seconds} s")
-    return {"augment_seconds": seconds}
+          f"{summary['excluded_images_dropped']} excluded images left out, {seconds} s on {workers} processes")
+    return {"augment_seconds": seconds, "augment_workers": workers}
 
 
 if __name__ == "__main__":

@@ -3,16 +3,17 @@
 import numpy as np
 
 from imgclf import paths, stage
-from imgclf.atomic import save_npy, write_json
+from imgclf.atomic import require_space, save_npy, write_json
 from imgclf.backbones import extractor_for
 from imgclf.bottleneck import compute_features, project_root
 from imgclf.feature_store import FeatureStore
 from imgclf.manifest import load_set
+from imgclf.npy_rows import npy_row_writer
 
 
 def main(params):
     p = params.bottleneck
-    data = load_set(paths.AUGMENTED, mmap=True)
+    data = load_set(paths.AUGMENTED, lazy=True)
     if params.train.model == "cnn":
         # A CNN reads the images; computing vectors nobody reads costs a cold run over a minute.
         # Switching back to the head re-runs this stage, served from the store.
@@ -22,9 +23,10 @@ def main(params):
         return
     extractor = extractor_for(p)
     store_path = project_root() / p.cache_dir / "features.sqlite"
-    with FeatureStore(store_path) as store:
-        features, report = compute_features(data.images, extractor, store)
-    save_npy(paths.FEATURES, features)
+    shape = (len(data.images), extractor.dim)
+    require_space(paths.FEATURES, shape[0] * shape[1] * 4, "the bottleneck features")
+    with FeatureStore(store_path) as store, npy_row_writer(paths.FEATURES, shape, np.float32) as out:
+        _, report = compute_features(data.images, extractor, store, out=out)
     figures = report.as_metrics()
     # What the vectors are is the change's; how many the local store already held is the machine's.
     write_json(paths.METRICS / "bottleneck.json",

@@ -6,12 +6,13 @@ import shutil
 import numpy as np
 
 from imgclf import embedding, paths, stage
-from imgclf.atomic import atomic_path, load_npy, write_bytes, write_csv, write_json
+from imgclf.atomic import atomic_path, write_bytes, write_csv, write_json
 from imgclf.keras_file import save_model
 from imgclf.backbones import extractor_for
 from imgclf.evaluation import confusion_rows, per_class_table, split_metrics
 from imgclf.export import build_exported_model
 from imgclf.manifest import load_set
+from imgclf.npy_rows import NpyRows, Selection, chunk_rows
 from imgclf.previews import misclassified_preview, save_png
 
 
@@ -34,23 +35,31 @@ def write_embedding_view(mask, y_true, y_pred, names, features, space: str) -> N
     write_bytes(paths.PREVIEWS / "embedding_test.png", embedding.render(xy, y_true[pick], y_pred[pick], names, title))
 
 
+def predict_rows(model, rows: Selection) -> np.ndarray:
+    """Predictions for rows on disk, a chunk at a time (memory does not grow with the data); every
+    chunk a whole number of PREDICT_BATCH batches, so the batches are those of one predict call."""
+    per_chunk = max(1, chunk_rows(int(np.prod(rows.shape[1:])) * rows.dtype.itemsize) // PREDICT_BATCH) * PREDICT_BATCH
+    parts = [model.predict(chunk, batch_size=PREDICT_BATCH, verbose=0) for chunk in rows.chunks(per_chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
 def main(params):
     import keras
 
-    data = load_set(paths.AUGMENTED, mmap=True)
+    data = load_set(paths.AUGMENTED, lazy=True)
     model = keras.models.load_model(paths.MODEL, safe_mode=True, compile=False)   # predicting only
     on_images = params.train.model == "cnn"  # a cnn reads the images, a head the bottlenecks
-    inputs = data.images if on_images else load_npy(paths.FEATURES)
+    inputs = data.images if on_images else NpyRows(paths.FEATURES)
     m, names = data.manifest, data.class_names()
     metrics = {}
     for split in ("test", "val"):
         mask = (m["split"] == split).to_numpy()
         y_true = m["label"].to_numpy()[mask]
-        probs = model.predict(np.asarray(inputs[mask]), batch_size=PREDICT_BATCH, verbose=0)
+        probs = predict_rows(model, Selection(inputs, mask))
         y_pred = np.argmax(probs, axis=1)
         metrics[split] = split_metrics(y_true, y_pred, names)
         if split == "test":
-            test_images, test_true, test_pred = data.images[mask], y_true, y_pred
+            test_images, test_true, test_pred = Selection(data.images, mask), y_true, y_pred
             write_csv(paths.METRICS / "plots" / "confusion_test.csv",
                       confusion_rows(y_true, y_pred, names, ids=m["id"].to_numpy()[mask], confidence=probs.max(axis=1)))
             write_csv(paths.METRICS / "plots" / "per_class_test.csv", per_class_table(y_true, y_pred, names))
@@ -68,8 +77,7 @@ def main(params):
     else:
         extractor = extractor_for(params.bottleneck)
         exported = build_exported_model(extractor, model, tuple(data.images.shape[1:]))
-        export_pred = np.argmax(exported.predict(np.asarray(test_images), batch_size=PREDICT_BATCH, verbose=0),
-                                axis=1)
+        export_pred = np.argmax(predict_rows(exported, test_images), axis=1)
         save_model(exported, paths.EXPORTED)
     if on_images:
         # Nothing was measured: the exported file is the trained one, byte for byte. Say so

@@ -6,28 +6,29 @@ import time
 import numpy as np
 
 from imgclf import paths, stage
-from imgclf.atomic import load_npy, write_json
+from imgclf.atomic import write_json
 from imgclf.keras_file import save_model
 from imgclf.cnn import CnnConfig, train_cnn
 from imgclf.head import HeadConfig, train_head
 from imgclf.manifest import DataError, load_set
+from imgclf.npy_rows import NpyRows, Selection
 from imgclf.voting import soft_vote
 
 
 def main(params):
     p = params.train
-    data = load_set(paths.AUGMENTED, mmap=True)
+    data = load_set(paths.AUGMENTED, lazy=True)
     m = data.manifest
     train, val = (m["split"] == "train").to_numpy(), (m["split"] == "val").to_numpy()
     y = m["label"].to_numpy()
     n_classes = len(data.class_names())
     if p.model == "head":
-        x = load_npy(paths.FEATURES)
+        x = NpyRows(paths.FEATURES)       # read batch by batch: memory does not grow with the data
         if len(x) != len(m):
             raise DataError(f"{paths.FEATURES} has {len(x)} rows but the manifest has {len(m)}; re-run bottleneck")
 
         def fit(seed, live_dir):
-            return train_head(x[train], y[train], x[val], y[val], n_classes,
+            return train_head(Selection(x, train), y[train], Selection(x, val), y[val], n_classes,
                               HeadConfig(seed=seed, **p.head.model_dump()), live_dir=live_dir)
     else:
         x_train, x_val = np.asarray(data.images[train]), np.asarray(data.images[val])

@@ -89,3 +89,24 @@ def test_train_copies_of_test_images_are_excluded_and_never_reach_training():
     for copy in (x[55], x[58]):
         assert not (trained == copy).all(axis=(1, 2)).any()
     assert (out.manifest["split"] == "test").sum() == 10
+
+
+def test_two_processes_write_the_same_bytes_as_one(split_set, tmp_path):
+    """Variants depend only on (seed, source, k), so spreading them over processes (small tasks, so
+    both really work) must give the one-process file byte for byte, and the same manifest."""
+    from imgclf.augment import augment_into, output_rows
+    from imgclf.npy_rows import npy_row_writer
+
+    files, manifests = [], []
+    for workers in (1, 2):
+        dest = tmp_path / f"w{workers}.npy"
+        shape = (output_rows(split_set.manifest, 3), *split_set.images.shape[1:])
+        with npy_row_writer(dest, shape, split_set.images.dtype) as out:
+            manifest, _ = augment_into(split_set, out, 3, 5, AUGMENTERS, workers=workers, task_rows=7,
+                                       show_progress=False)
+        files.append(dest.read_bytes())
+        manifests.append(manifest)
+    assert files[0] == files[1]
+    assert manifests[0].equals(manifests[1])
+    in_memory, _ = augment_set(split_set, 3, 5, AUGMENTERS, show_progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "w2.npy"), in_memory.images)

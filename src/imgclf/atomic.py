@@ -10,6 +10,7 @@ import contextlib
 import glob
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -64,6 +65,35 @@ def write_json(dest: Path | str, obj: Any) -> None:
 def save_npy(dest: Path | str, array: np.ndarray) -> None:
     with atomic_path(dest, suffix=".npy") as tmp:
         np.save(tmp, array, allow_pickle=False)
+
+
+class DiskSpaceError(UserError, OSError):
+    """An output would not fit on its disk: refused before the work, not found out half-way."""
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+
+
+def require_space(dest: Path | str, nbytes: int, what: str, copies: int = 2) -> None:
+    """Refuse to start when `what` (nbytes, written to dest) would not fit on dest's disk.
+
+    copies=2: under `dvc repro` the output is followed by DVC's copy of it in .dvc/cache, on the
+    same disk by default; a run that fills the disk during that copy fails as late as one that
+    fills it while writing.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(dest.parent).free
+    need = nbytes * copies
+    if need > free:
+        copy = ", and DVC's cache copy" if copies > 1 else ""
+        raise DiskSpaceError(28, f"{dest}: {what} need about {_size(need)} ({_size(nbytes)} written{copy}), "
+                                 f"but the disk holding {dest.parent} has {_size(free)} free; free space (`dvc gc` drops cache entries no "
+                                 f"commit uses) or make less data")
 
 
 class MissingInput(UserError, FileNotFoundError):

@@ -19,6 +19,8 @@ from imgclf.progress import progress
 
 from imgclf.hashing import image_sha256, stable_seed
 from imgclf.manifest import ImageSet
+from imgclf.npy_rows import chunk_rows
+from imgclf.parallel import ordered_map
 
 
 def _tuples(value: Any) -> Any:
@@ -51,39 +53,73 @@ def make_variant(augmenter, image: np.ndarray, seed: int, image_id: str, k: int)
     return out
 
 
-def augment_set(data: ImageSet, multiplier: int, seed: int, specs: list[dict], *,
-                show_progress: bool = True) -> tuple[ImageSet, dict]:
-    """Train rows x multiplier (original + variants), val and test rows once; excluded dropped.
+_worker_augmenter: dict[str, Any] = {}
 
-    Returns the new set and a summary for metrics.
+
+def make_variants(specs: list[dict], seed: int, k: int, ids: list[str], images: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Variant k of each image and its content hash: one task of a worker process (its augmenter
+    is built once per process and reused)."""
+    key = repr(specs)
+    if key not in _worker_augmenter:
+        _worker_augmenter.clear()
+        _worker_augmenter[key] = build_augmenter(specs)
+    augmenter = _worker_augmenter[key]
+    out = np.empty_like(images)
+    for j, (image_id, image) in enumerate(zip(ids, images)):
+        out[j] = make_variant(augmenter, image, seed, image_id, k)
+    return out, [image_sha256(img) for img in out]
+
+
+def output_rows(manifest: pd.DataFrame, multiplier: int) -> int:
+    """Rows augment writes: train, val and test once, plus multiplier - 1 variants of each train row."""
+    split = manifest["split"]
+    return int(split.isin(["train", "val", "test"]).sum() + (split == "train").sum() * (multiplier - 1))
+
+
+def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[dict], *,
+                 workers: int = 1, task_rows: int | None = None, show_progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Train rows x multiplier (original + variants), val and test rows once, excluded dropped,
+    written into `out` (an array or a RowWriter of output_rows rows) a chunk at a time.
+
+    Variants are made by `workers` processes over chunks of `task_rows` sources (default: about
+    8 MB of images) and written in order; as a
+    variant depends only on (seed, source, k), the output is the same bytes for any `workers`.
+    Returns the manifest and a summary for metrics.
     """
     start = time.perf_counter()
-    augmenter = build_augmenter(specs)
+    build_augmenter(specs)                     # a bad augmenter fails here, before any work
     m = data.manifest
     keep = m["split"].isin(["train", "val", "test"]).to_numpy()
     is_train = (m["split"] == "train").to_numpy()
     train_idx = np.flatnonzero(is_train)
     n_variants = len(train_idx) * (multiplier - 1)
     base_idx = np.flatnonzero(keep)
+    if len(out) != len(base_idx) + n_variants:
+        raise ValueError(f"augment: output has {len(out)} rows, expected {len(base_idx) + n_variants}")
 
-    images = np.empty((len(base_idx) + n_variants, *data.images.shape[1:]), dtype=data.images.dtype)
-    images[:len(base_idx)] = data.images[base_idx]
+    per_task = task_rows or chunk_rows(int(np.prod(data.images.shape[1:])) * data.images.dtype.itemsize, 8 << 20)
+    for b in range(0, len(base_idx), per_task):
+        originals = base_idx[b:b + per_task]
+        out[b:b + len(originals)] = np.asarray(data.images[originals])
     rows = m.iloc[base_idx].assign(parent_id=lambda f: f["id"], variant=0)
 
-    extra_rows = []
-    pos = len(base_idx)
     ids = m["id"].to_numpy()
+    tasks = ((specs, seed, k, ids[idx].tolist(), np.asarray(data.images[idx]))
+             for k in range(1, multiplier) for idx in np.array_split(train_idx, max(1, -(-len(train_idx) // per_task))))
+    hashes: list[str] = []
+    pos = len(base_idx)
     with progress(total=n_variants, desc="augment", unit="img", disable=not show_progress or n_variants == 0) as bar:
-        for k in range(1, multiplier):
-            for i in train_idx:
-                images[pos] = make_variant(augmenter, data.images[i], seed, ids[i], k)
-                pos += 1
-                bar.update(1)
-            extra_rows.append(m.iloc[train_idx].assign(parent_id=lambda f: f["id"], variant=k))
+        if n_variants:
+            for variants, sha in ordered_map(make_variants, tasks, workers):
+                out[pos:pos + len(variants)] = variants
+                hashes.extend(sha)
+                pos += len(variants)
+                bar.update(len(variants))
+    extra_rows = [m.iloc[train_idx].assign(parent_id=lambda f: f["id"], variant=k) for k in range(1, multiplier)]
     variants = pd.concat(extra_rows, ignore_index=True) if extra_rows else rows.iloc[:0]
     if len(variants):
         variants["id"] = variants["parent_id"] + "#v" + variants["variant"].astype(str)
-        variants["sha256"] = [image_sha256(img) for img in images[len(base_idx):]]
+        variants["sha256"] = hashes
     manifest = pd.concat([rows, variants], ignore_index=True)
     summary = {
         "train_sources": int(len(train_idx)),
@@ -95,4 +131,13 @@ def augment_set(data: ImageSet, multiplier: int, seed: int, specs: list[dict], *
         "excluded_images_dropped": int((~keep).sum()),
         "seconds": round(time.perf_counter() - start, 2),
     }
+    return manifest, summary
+
+
+def augment_set(data: ImageSet, multiplier: int, seed: int, specs: list[dict], *,
+                workers: int = 1, show_progress: bool = True) -> tuple[ImageSet, dict]:
+    """augment_into an array in memory: for small sets and tests."""
+    images = np.empty((output_rows(data.manifest, multiplier), *data.images.shape[1:]), dtype=data.images.dtype)
+    manifest, summary = augment_into(data, images, multiplier, seed, specs, workers=workers,
+                                     show_progress=show_progress)
     return ImageSet(images, manifest), summary

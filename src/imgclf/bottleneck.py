@@ -15,6 +15,7 @@ from imgclf.progress import progress
 
 from imgclf.feature_store import FeatureStore
 from imgclf.hashing import image_sha256
+from imgclf.npy_rows import chunk_rows, row_chunks
 
 
 @dataclass
@@ -55,15 +56,18 @@ def project_root(cwd: Path | None = None) -> Path:
     return cwd
 
 
-def compute_features(images: np.ndarray, extractor, store: FeatureStore, *,
+def compute_features(images, extractor, store: FeatureStore, *, out=None,
                      show_progress: bool = True) -> tuple[np.ndarray, BottleneckReport]:
-    """Features aligned with `images`; vectors missing from the store are computed and stored."""
+    """Features aligned with `images` (an array or NpyRows); vectors missing from the store are
+    computed and stored. `out` takes the rows (a RowWriter streams them to disk, so memory does
+    not grow with the number of images); by default a new array."""
     start = time.perf_counter()
     rows_of: dict[str, list[int]] = {}
-    for i, img in enumerate(images):
-        rows_of.setdefault(image_sha256(img), []).append(i)
+    for first, chunk in row_chunks(images, chunk_rows(int(np.prod(images.shape[1:])) * images.dtype.itemsize)):
+        for i, img in enumerate(chunk, first):
+            rows_of.setdefault(image_sha256(img), []).append(i)
     store.register(extractor.namespace, extractor.dim, extractor.spec)
-    features = np.empty((len(images), extractor.dim), dtype=np.float32)
+    features = np.empty((len(images), extractor.dim), dtype=np.float32) if out is None else out
 
     t = time.perf_counter()
     found: set[str] = set()
@@ -84,9 +88,10 @@ def compute_features(images: np.ndarray, extractor, store: FeatureStore, *,
     with progress(total=len(missing), desc="bottleneck", unit="img", disable=not show_progress or not missing) as bar:
         for b in range(0, len(missing), bs):
             batch_keys = missing[b:b + bs]
-            out = extractor(np.stack([images[rows_of[k][0]] for k in batch_keys]))
-            store.put_many(extractor.namespace, zip(batch_keys, out))
-            for k, vec in zip(batch_keys, out):
+            batch = np.asarray(images[np.array([rows_of[k][0] for k in batch_keys])])
+            out_vectors = extractor(batch)
+            store.put_many(extractor.namespace, zip(batch_keys, out_vectors))
+            for k, vec in zip(batch_keys, out_vectors):
                 features[rows_of[k]] = vec
             bar.update(len(batch_keys))
     seconds_computing = time.perf_counter() - t

@@ -3,6 +3,7 @@ stopping restores the weights of the best val-loss epoch."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,13 @@ class HeadConfig(HeadParams):
     seed: int
 
 
-def build_head(x_train: np.ndarray, n_classes: int, cfg: HeadConfig):
+def build_head(x_train, n_classes: int, cfg: HeadConfig):
+    """x_train: an array, or a Selection of rows on disk (its statistics are gathered chunk by chunk)."""
     import keras
 
     norm = keras.layers.Normalization(name="standardise")
-    norm.adapt(x_train)  # features are ReLU6 averages; Adam prefers unit scale
+    # Features are ReLU6 averages; Adam prefers unit scale.
+    norm.adapt(x_train if isinstance(x_train, np.ndarray) else x_train.chunks())
     inputs = keras.Input(shape=(x_train.shape[1],), name="bottleneck")
     x = norm(inputs)
     if cfg.input_dropout:
@@ -39,11 +42,45 @@ def build_head(x_train: np.ndarray, n_classes: int, cfg: HeadConfig):
     return model
 
 
+def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None):
+    """Batches of (x rows, labels) for Keras, read when Keras asks for them: x is an array or a
+    Selection of rows on disk, so training holds a few batches, never the whole feature matrix
+    (or Keras' copies of it). With a seed the rows are shuffled afresh every epoch, from
+    (seed, epoch) only: the same order in memory and on disk, run after run."""
+    import keras
+
+    class RowBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)   # in order: deterministic
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            if seed is None:
+                return np.arange(len(y))
+            return np.random.default_rng([seed, self.epoch]).permutation(len(y))
+
+        def __len__(self) -> int:
+            return math.ceil(len(y) / batch_size)
+
+        def __getitem__(self, i: int):
+            rows = self.order[i * batch_size:(i + 1) * batch_size]
+            return np.asarray(x[rows]), y[rows]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = self._order()
+
+    return RowBatches()
+
+
 def train_head(x_train, y_train, x_val, y_val, n_classes: int, cfg: HeadConfig, *,
                live_dir: Path | str | None = None, verbose: int = 2):
-    """Returns (model, summary). Training curves go to live_dir through dvclive, if given."""
+    """Returns (model, summary). x_train and x_val: arrays or Selections of rows on disk (same
+    result either way). Training curves go to live_dir through dvclive, if given."""
     make_deterministic(cfg.seed)
     model = build_head(x_train, n_classes, cfg)
-    summary = fit(model, x_train, y_train, x_val, y_val, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                  patience=cfg.patience, live_dir=live_dir, verbose=verbose)
+    summary = fit(model, row_batches(x_train, np.asarray(y_train), cfg.batch_size, seed=cfg.seed), None,
+                  row_batches(x_val, np.asarray(y_val), cfg.batch_size), None, epochs=cfg.epochs,
+                  batch_size=cfg.batch_size, patience=cfg.patience, live_dir=live_dir, verbose=verbose)
     return model, summary

@@ -15,6 +15,7 @@ import pandas as pd
 
 from imgclf.atomic import load_npy, missing, save_npy, write_csv
 from imgclf.errors import UserError
+from imgclf.npy_rows import NpyRows
 
 SPLITS = ("train", "val", "test")
 IMAGES = "images.npy"
@@ -48,9 +49,11 @@ def save_set(directory: Path | str, data: ImageSet) -> None:
     write_csv(directory / MANIFEST, data.manifest)
 
 
-def load_set(directory: Path | str, mmap: bool = False) -> ImageSet:
+def load_set(directory: Path | str, lazy: bool = False) -> ImageSet:
+    """lazy: images are read from disk as rows are asked for (NpyRows), so a stage that streams
+    over them holds a chunk, not the whole array."""
     directory = Path(directory)
-    images = load_npy(directory / IMAGES, mmap=mmap)
+    images = NpyRows(directory / IMAGES) if lazy else load_npy(directory / IMAGES)
     if not (directory / MANIFEST).is_file():
         raise missing(directory / MANIFEST)
     manifest = pd.read_csv(directory / MANIFEST, dtype={"id": str, "source_id": str, "group_id": str,

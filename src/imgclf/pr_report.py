@@ -144,7 +144,7 @@ def _changes_png(broken: pd.DataFrame, fixed: pd.DataFrame) -> bytes:
     from imgclf import paths
     from imgclf.manifest import load_set
 
-    data = load_set(paths.AUGMENTED, mmap=True)
+    data = load_set(paths.AUGMENTED, lazy=True)
     row_of = pd.Series(np.arange(len(data.manifest)), index=data.manifest["id"])
 
     def pixels(ids):

@@ -21,7 +21,7 @@ def make_deterministic(seed: int) -> None:
 
 def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, patience: int,
         live_dir: Path | str | None = None, verbose: int = 2, keep_best: bool = True) -> dict:
-    """model.fit with early stopping on val loss (best weights restored unless keep_best is False) and,
+    """model.fit (on arrays, or on datasets with y_train and y_val None) with early stopping on val loss (best weights restored unless keep_best is False) and,
     if live_dir is given, per-epoch curves through dvclive. Returns the summary for metrics/train.json."""
     import keras
 
@@ -36,8 +36,11 @@ def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, 
         live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))
     start = time.perf_counter()
-    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
-                        batch_size=batch_size, shuffle=True, callbacks=callbacks, verbose=verbose)
+    if y_train is None:        # datasets that batch (and shuffle) themselves
+        history = model.fit(x_train, validation_data=x_val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    else:
+        history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
+                            batch_size=batch_size, shuffle=True, callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
     if live is not None:
         live.end()

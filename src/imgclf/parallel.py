@@ -1,0 +1,45 @@
+"""Work spread over processes with results in order and a bounded queue.
+
+Why processes: imgaug and hashing are Python/NumPy code that holds the GIL. Why in order and
+bounded: the output must not depend on how many workers ran (results are written in task order),
+and only a few tasks' inputs and outputs may be alive at once, so memory does not grow with the data.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable, Iterator
+
+WORKERS_ENV = "IMGCLF_WORKERS"
+
+
+def default_workers() -> int:
+    """All cores this process may use; IMGCLF_WORKERS overrides (1 = no extra processes). Not a
+    DVC param: the outputs do not depend on it, so changing it must not re-run a stage."""
+    value = os.environ.get(WORKERS_ENV)
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{WORKERS_ENV}={value!r}: expected a whole number of processes >= 1")
+        return int(value)
+    return len(os.sched_getaffinity(0))
+
+
+def ordered_map(fn: Callable, tasks: Iterable[tuple], workers: int, in_flight: int | None = None) -> Iterator:
+    """fn(*task) for every task, yielded in task order; at most `in_flight` tasks submitted ahead."""
+    if workers <= 1:
+        for task in tasks:
+            yield fn(*task)
+        return
+    in_flight = in_flight or 2 * workers
+    # spawn, not fork: a forked child inherits the parent's threads' locks (TensorFlow, BLAS) half-held.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: collections.deque = collections.deque()
+        for task in tasks:
+            pending.append(pool.submit(fn, *task))
+            if len(pending) >= in_flight:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

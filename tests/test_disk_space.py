@@ -1,0 +1,48 @@
+"""Outputs that would not fit on the disk are refused before any work, with the estimate and the
+free space in one message, and nothing half-written is left behind."""
+
+import shutil
+from collections import namedtuple
+
+import pytest
+
+from imgclf import atomic
+from imgclf.atomic import DiskSpaceError, require_space
+from imgclf.manifest import save_set
+from imgclf.params import load_params
+from imgclf.split import assign_splits
+from tests.conftest import REPO, image_set, synthetic_images
+
+Usage = namedtuple("Usage", "total used free")
+
+
+def _free(monkeypatch, nbytes: int) -> None:
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: Usage(10**12, 10**12 - nbytes, nbytes))
+
+
+def test_the_message_gives_the_estimate_and_the_free_space(tmp_path, monkeypatch):
+    _free(monkeypatch, 1_500_000)
+    require_space(tmp_path / "ok.npy", 700_000, "things")                 # 1.4 MB with DVC's copy: fits
+    with pytest.raises(DiskSpaceError) as err:
+        require_space(tmp_path / "big.npy", 2_000_000, "4,000 things")
+    assert str(err.value) == (f"[Errno 28] {tmp_path / 'big.npy'}: 4,000 things need about 4.0 MB (2.0 MB written, "
+                              f"and DVC's cache copy), but the disk holding {tmp_path} has 1.5 MB free; free space "
+                              f"(`dvc gc` drops cache entries no commit uses) or make less data")
+
+
+def test_the_augment_stage_refuses_a_multiplier_that_would_fill_the_disk(tmp_path, monkeypatch):
+    import stages.augment
+
+    monkeypatch.chdir(tmp_path)
+    x, y = synthetic_images(100, 0)
+    save_set("data/split", assign_splits(image_set(x, y, ["train"] * 80 + ["test"] * 20), val_fraction=0.2, seed=0))
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text().replace(
+        "  multiplier: 1 ", "  multiplier: 50 "))
+    params = load_params(tmp_path / "params.yaml")
+    assert params.augment.multiplier == 50
+    _free(monkeypatch, 3_000_000)                 # 65 x 50 + 35 images of 784 bytes, twice: 5.2 MB
+    with pytest.raises(DiskSpaceError, match=r"data/augmented/images\.npy: 3,285 augmented images "
+                                             r"\(augment\.multiplier 50\) need about 5\.2 MB .* has 3\.0 MB free"):
+        stages.augment.main(params)
+    assert not (tmp_path / "data" / "augmented").exists() or not any((tmp_path / "data" / "augmented").iterdir())
+    assert not (tmp_path / "metrics").exists()
