@@ -24,13 +24,15 @@ def main(params):
                                          workers=workers)
     write_csv(paths.AUGMENTED / MANIFEST, manifest)
     seconds = summary.pop("seconds")
+    machine = {"augment_seconds": seconds, "augment_workers": workers,
+               **({"worker_peak_rss_mib": summary.pop("worker_peak_rss_mib")} if "worker_peak_rss_mib" in summary else {})}
     write_json(paths.METRICS / "augment.json", summary)
     save_png(paths.PREVIEWS / "augment_variants.png", augment_preview(NpyRows(dest), manifest))
     print(f"augment: {summary['train_sources']} train sources x {p.multiplier} = {summary['train_images']} "
           f"train images ({summary['variants_made']} variants made, "
           f"{summary['variants_identical_to_original']} identical to their original), "
           f"{summary['excluded_images_dropped']} excluded images left out, {seconds} s on {workers} processes")
-    return {"augment_seconds": seconds, "augment_workers": workers}
+    return machine
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ bottleneck cache serve them.
 
 from __future__ import annotations
 
+import resource
 import time
 from typing import Any
 
@@ -56,9 +57,10 @@ def make_variant(augmenter, image: np.ndarray, seed: int, image_id: str, k: int)
 _worker_augmenter: dict[str, Any] = {}
 
 
-def make_variants(specs: list[dict], seed: int, k: int, ids: list[str], images: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Variant k of each image and its content hash: one task of a worker process (its augmenter
-    is built once per process and reused)."""
+def make_variants(specs: list[dict], seed: int, k: int, ids: list[str],
+                  images: np.ndarray) -> tuple[np.ndarray, list[str], int]:
+    """Variant k of each image, their content hashes and this process's peak RSS (MiB): one task
+    of a worker process (its augmenter is built once per process and reused)."""
     key = repr(specs)
     if key not in _worker_augmenter:
         _worker_augmenter.clear()
@@ -67,7 +69,7 @@ def make_variants(specs: list[dict], seed: int, k: int, ids: list[str], images: 
     out = np.empty_like(images)
     for j, (image_id, image) in enumerate(zip(ids, images)):
         out[j] = make_variant(augmenter, image, seed, image_id, k)
-    return out, [image_sha256(img) for img in out]
+    return out, [image_sha256(img) for img in out], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def output_rows(manifest: pd.DataFrame, multiplier: int) -> int:
@@ -84,7 +86,7 @@ def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[di
     Variants are made by `workers` processes over chunks of `task_rows` sources (default: about
     8 MB of images) and written in order; as a
     variant depends only on (seed, source, k), the output is the same bytes for any `workers`.
-    Returns the manifest and a summary for metrics.
+    Returns the manifest and a summary for metrics (seconds and worker_peak_rss_mib are the machine's).
     """
     start = time.perf_counter()
     build_augmenter(specs)                     # a bad augmenter fails here, before any work
@@ -107,10 +109,11 @@ def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[di
     tasks = ((specs, seed, k, ids[idx].tolist(), np.asarray(data.images[idx]))
              for k in range(1, multiplier) for idx in np.array_split(train_idx, max(1, -(-len(train_idx) // per_task))))
     hashes: list[str] = []
-    pos = len(base_idx)
+    pos, worker_peak = len(base_idx), 0
     with progress(total=n_variants, desc="augment", unit="img", disable=not show_progress or n_variants == 0) as bar:
         if n_variants:
-            for variants, sha in ordered_map(make_variants, tasks, workers):
+            for variants, sha, peak_mib in ordered_map(make_variants, tasks, workers):
+                worker_peak = max(worker_peak, peak_mib)
                 out[pos:pos + len(variants)] = variants
                 hashes.extend(sha)
                 pos += len(variants)
@@ -131,6 +134,8 @@ def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[di
         "excluded_images_dropped": int((~keep).sum()),
         "seconds": round(time.perf_counter() - start, 2),
     }
+    if workers > 1 and n_variants:
+        summary["worker_peak_rss_mib"] = worker_peak
     return manifest, summary
 
 

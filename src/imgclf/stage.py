@@ -32,9 +32,9 @@ def run(name: str, stage: Callable, params_path: str = "params.yaml", keras: boo
         sys.exit(2)
     seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    # Worker processes (augment) have their own: the largest of them, reported beside the stage's.
-    worker_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    workers = {"worker_peak_rss_mib": round(worker_mib)} if worker_mib else {}
-    runlog.record(name, {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_mib), **workers, **figures})
+    # Not RUSAGE_CHILDREN: a child forked from a 600 MiB process (git, for one) reports 600 MiB.
+    # A stage with worker processes returns their peak itself (worker_peak_rss_mib).
+    worker_mib = figures.get("worker_peak_rss_mib")
+    runlog.record(name, {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_mib), **figures})
     print(f"{name}: done in {seconds:.1f} s, peak RSS {peak_mib:.0f} MiB"
-          + (f" (largest worker process {worker_mib:.0f} MiB)" if worker_mib else ""))
+          + (f" (largest worker process {worker_mib} MiB)" if worker_mib else ""))
