@@ -64,3 +64,18 @@ def test_the_closure_follows_imports_inside_functions_and_from_package_imports()
     assert {"stages/split.py", "stages/__init__.py", "src/imgclf/__init__.py", "src/imgclf/stage.py",
             "src/imgclf/params.py", "src/imgclf/atomic.py", "src/imgclf/augment.py"} <= closure
     assert "src/imgclf/cnn.py" not in closure
+
+
+def test_a_stage_imports_the_library_of_its_own_checkout(tmp_path):
+    """Experiments run in copies of the project (dvc exp run --temp, the queue): a copy's stage must
+    run the copy's src/imgclf, not the workspace's through the editable install."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(REPO / "stages", copy / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    out = subprocess.run([sys.executable, "-c", "import stages, imgclf.params; print(imgclf.params.__file__)"],
+                         cwd=copy, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(copy / "src" / "imgclf" / "params.py")

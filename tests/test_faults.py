@@ -152,7 +152,8 @@ def _epochs_logged(repo: Path) -> int:
 
 # When each stage is demonstrably mid-work: the kill must land inside the work, not after it.
 MID_WORK = {
-    "augment": lambda repo, alive: alive > 2.5,
+    # augment writes into a temp file renamed at the end: while it exists, the stage is mid-write.
+    "augment": lambda repo, alive: alive > 1 and any((repo / "data/augmented").glob(".images.npy.*.tmp.npy")),
     "bottleneck": lambda repo, alive: _vectors_stored(repo) >= 256,
     "train": lambda repo, alive: _epochs_logged(repo) >= 2,
 }
