@@ -77,16 +77,28 @@ def measure(project: Path, tag: str, stages=STAGES) -> list[dict]:
     n_all, n_train = len(manifest), int((manifest["split"] == "train").sum())
     train_json = json.loads((project / "metrics/train.json").read_text())
     evaluate_json = json.loads((project / "metrics/evaluate.json").read_text())
-    handled = {"augment": n_all, "bottleneck": n_all, "train": n_train * train_json["epochs_run"],
+    variants = json.loads((project / "metrics/augment.json").read_text())["variants_made"]
+    handled = {"augment": variants, "bottleneck": n_all, "train": n_train * train_json["epochs_run"],
                "evaluate": n_all - n_train}
     rows = []
     for stage in stages:
         e = logged[stage]
         rows.append({"config": tag, "images": n_all, "train_images": n_train, "stage": stage, "handled": handled[stage],
-                     "seconds": e["seconds"], "images_per_s": round(handled[stage] / e["seconds"]),
+                     "seconds": e["seconds"], "images_per_s": round(handled[stage] / e["seconds"]) if handled[stage] else None,
                      "peak_rss_mib": e["peak_rss_mib"], "worker_peak_rss_mib": e.get("worker_peak_rss_mib", 0),
                      "test_accuracy": evaluate_json["test"]["accuracy"]})
     return rows
+
+
+def input_rows(project: Path, tag: str, config: str) -> list[dict]:
+    """Rows for the stages before augment (split; download for a folder), from the run log: the
+    images they read (metrics/data.json), wall time and peak RSS."""
+    logged = runs(project, tag)
+    images = json.loads((project / "metrics/data.json").read_text())["images"]
+    return [{"config": config, "images": images, "train_images": None, "stage": stage, "handled": images,
+             "seconds": logged[stage]["seconds"], "images_per_s": round(images / logged[stage]["seconds"]),
+             "peak_rss_mib": logged[stage]["peak_rss_mib"], "worker_peak_rss_mib": 0, "test_accuracy": None}
+            for stage in ("download", "split") if stage in logged]
 
 
 def make_folder(dest: Path, n: int) -> None:
@@ -112,7 +124,8 @@ def make_folder(dest: Path, n: int) -> None:
         cv2.imwrite(str(dest / names[labels[src]] / f"img{i:06d}.png"), rgb)
 
 
-def write_report(rows: list[dict], out: Path, header: str) -> None:
+def write_report(rows: list[dict], out: Path, run: dict) -> None:
+    """docs/scale.md (+ .csv, .json, .png); `--render` rebuilds them from the .csv and .json."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -120,28 +133,45 @@ def write_report(rows: list[dict], out: Path, header: str) -> None:
 
     frame = pd.DataFrame(rows)
     frame.to_csv(out.with_suffix(".csv"), index=False)
-    lines = [header, "", "| config | images | stage | seconds | images/s | peak RSS MiB | largest worker MiB | test acc |",
+    out.with_suffix(".json").write_text(json.dumps(run, indent=2) + "\n")
+    frame = pd.read_csv(out.with_suffix(".csv"))       # what --render reads: one path for both
+
+    def cell(v, fmt="{:,.0f}"):
+        return "" if pd.isna(v) or v == 0 else fmt.format(v)
+
+    lines = ["# Scale benchmark", "",
+             f"Written by `python bench/scale.py {run['args']}` at commit {run['commit']} on a CPU with "
+             f"{run['cpu']}, {run['cores']} cores. {run.get('note', '')}".rstrip(), "",
+             f"train.head.epochs = patience = {run['epochs']}, so train's cost is per image, not per convergence; "
+             "every configuration starts with a cold feature store. images/s: split per image read, augment per "
+             "variant made, bottleneck per image written, train per training image and epoch, evaluate per "
+             "val/test image predicted. `m*`: the Fashion-MNIST split, shared by every multiplier.", "",
+             "| config | images | stage | seconds | images/s | peak RSS MiB | largest worker MiB | test acc |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['config']} | {r['images']:,} | {r['stage']} | {r['seconds']:,.1f} | {r['images_per_s']:,} "
-                     f"| {r['peak_rss_mib']:,} | {r['worker_peak_rss_mib'] or ''} | {r['test_accuracy']} |")
-    fmnist = frame[frame["config"].str.startswith("m")]
+    for r in frame.itertuples():
+        lines.append(f"| {r.config} | {r.images:,} | {r.stage} | {r.seconds:,.1f} | {cell(r.images_per_s)} "
+                     f"| {r.peak_rss_mib:,} | {cell(r.worker_peak_rss_mib)} | {cell(r.test_accuracy, '{}')} |")
+    fmnist = frame[frame["config"].str.fullmatch(r"m\d+")]
     lines += ["", "Least-squares line through the multipliers (" + ", ".join(fmnist["config"].unique()) +
               "): seconds = fixed + per image x images handled; memory as the range of the peaks.", "",
               "| stage | fixed s | µs per image | R² | peak RSS MiB (min-max) |", "|---|---:|---:|---:|---|"]
     for stage, part in fmnist.groupby("stage", sort=False):
+        part = part[part["handled"] > 0]
         x, y = part["handled"].to_numpy(float), part["seconds"].to_numpy(float)
-        slope, fixed = np.polyfit(x, y, 1) if len(part) > 1 else (y[0] / x[0], 0.0)
-        r2 = 1 - ((y - (fixed + slope * x)) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-12)
-        lines.append(f"| {stage} | {fixed:,.1f} | {slope * 1e6:,.1f} | {r2:.3f} | "
-                     f"{part['peak_rss_mib'].min():,}-{part['peak_rss_mib'].max():,} |")
+        memory = f"{part['peak_rss_mib'].min():,}-{part['peak_rss_mib'].max():,}"
+        if len(set(x)) < 2:
+            lines.append(f"| {stage} | | | | {memory} (the same images at every multiplier) |")
+            continue
+        slope, fixed = np.polyfit(x, y, 1)
+        r2 = 1 - ((y - (fixed + slope * x)) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+        lines.append(f"| {stage} | {fixed:,.1f} | {slope * 1e6:,.1f} | {r2:.3f} | {memory} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for stage, part in fmnist.groupby("stage", sort=False):
         ax1.plot(part["images"], part["seconds"], marker="o", label=stage)
         ax2.plot(part["images"], part["peak_rss_mib"] / 1024, marker="o", label=stage)
-    ax1.set(xlabel="images in data/augmented", ylabel="wall time (s)", title="cost: linear in the images")
-    ax2.set(xlabel="images in data/augmented", ylabel="peak RSS (GiB)", title="memory: flat", ylim=(0, None))
+    ax1.set(xlabel="images in data/augmented", ylabel="wall time (s)", title="cost against data size")
+    ax2.set(xlabel="images in data/augmented", ylabel="peak RSS (GiB)", title="memory against data size", ylim=(0, None))
     ax2.axhline(3, color="grey", linestyle="--", linewidth=1)
     ax1.legend()
     fig.tight_layout()
@@ -158,7 +188,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="first N official train and test images only (a smoke run)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/imgclf-scale"))
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "scale")
+    parser.add_argument("--render", action="store_true", help="only rebuild the report from <out>.csv and .json")
     args = parser.parse_args()
+    if args.render:
+        import pandas as pd
+        write_report(pd.read_csv(args.out.with_suffix(".csv")).to_dict("records"), args.out,
+                     json.loads(args.out.with_suffix(".json").read_text()))
+        return
     global CODE
     CODE = (args.code or REPO).resolve()
     sys.path.insert(0, str(REPO / "src"))
@@ -177,6 +213,7 @@ def main() -> None:
     (split_project / "data/raw").symlink_to(REPO / "data/raw")
     print("split (once, shared by the multipliers)", flush=True)
     run_stage(split_project, "split", "scale-split")
+    rows += input_rows(split_project, "scale-split", "m*")
     for m in args.multipliers:
         tag = f"m{m}"
         print(tag, flush=True)
@@ -198,14 +235,13 @@ def main() -> None:
         project = make_project(args.work / tag, params)
         for stage in ("download", "split"):
             run_stage(project, stage, tag)
-        rows += measure(project, tag)
-    header = (f"# Scale benchmark\n\nWritten by `python bench/scale.py --multipliers "
-              f"{' '.join(map(str, args.multipliers))} --folder {args.folder} --epochs {args.epochs}` at commit "
-              f"{run['commit'][:12]} on a CPU with {run['cpu']}, {os.cpu_count()} cores; "
-              f"{(time.perf_counter() - start) / 60:.0f} min. train.head.epochs = patience = {args.epochs}; "
-              "every configuration starts with a cold feature store. images/s: augment and bottleneck per "
-              "image written, train per training image and epoch, evaluate per val/test image predicted.")
-    write_report(rows, args.out, header)
+        rows += input_rows(project, tag, tag) + measure(project, tag)
+    argv = f"--multipliers {' '.join(map(str, args.multipliers))} --folder {args.folder} --epochs {args.epochs}"
+    if args.code:
+        argv += f" --code <checkout of {run['commit'][:12]}>"
+    write_report(rows, args.out, {"args": argv, "commit": run["commit"][:7] + ("+dirty" if run["commit"].endswith("+dirty") else ""),
+                                  "cpu": run["cpu"], "cores": os.cpu_count(), "epochs": args.epochs,
+                                  "minutes": round((time.perf_counter() - start) / 60)})
     print(f"wrote {args.out.with_suffix('.md')}, .csv, .png")
 
 
