@@ -56,6 +56,27 @@ def project_root(cwd: Path | None = None) -> Path:
     return cwd
 
 
+class _RowBuffer:
+    """Vectors gathered for their rows and written a few thousand at a time: one indexed write per
+    vector costs more in NumPy calls than the write itself when `out` is a file."""
+
+    def __init__(self, out, size: int = 4096):
+        self.out, self.size = out, size
+        self.rows: list[int] = []
+        self.vectors: list[np.ndarray] = []
+
+    def add(self, rows: list[int], vector: np.ndarray) -> None:
+        self.rows.extend(rows)
+        self.vectors.extend([vector] * len(rows))
+        if len(self.rows) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.out[np.asarray(self.rows)] = np.stack(self.vectors)
+            self.rows, self.vectors = [], []
+
+
 def compute_features(images, extractor, store: FeatureStore, *, out=None,
                      show_progress: bool = True) -> tuple[np.ndarray, BottleneckReport]:
     """Features aligned with `images` (an array or NpyRows); vectors missing from the store are
@@ -72,12 +93,14 @@ def compute_features(images, extractor, store: FeatureStore, *, out=None,
     t = time.perf_counter()
     found: set[str] = set()
     corrupt: list[str] = []
+    pending = _RowBuffer(features)
     for key, vec in store.iter_vectors(extractor.namespace, rows_of):
         if vec is None:
             corrupt.append(key)
         else:
-            features[rows_of[key]] = vec
+            pending.add(rows_of[key], vec)
             found.add(key)
+    pending.flush()
     if corrupt:
         store.delete(extractor.namespace, corrupt)
     seconds_reading = time.perf_counter() - t
@@ -92,7 +115,8 @@ def compute_features(images, extractor, store: FeatureStore, *, out=None,
             out_vectors = extractor(batch)
             store.put_many(extractor.namespace, zip(batch_keys, out_vectors))
             for k, vec in zip(batch_keys, out_vectors):
-                features[rows_of[k]] = vec
+                pending.add(rows_of[k], vec)
+            pending.flush()
             bar.update(len(batch_keys))
     seconds_computing = time.perf_counter() - t
 

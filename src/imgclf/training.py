@@ -37,7 +37,8 @@ def fit(model, x_train, y_train, x_val, y_val, *, epochs: int, batch_size: int, 
         callbacks.append(DVCLiveCallback(live=live))
     start = time.perf_counter()
     if y_train is None:        # datasets that batch (and shuffle) themselves
-        history = model.fit(x_train, validation_data=x_val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+        history = model.fit(x_train, validation_data=x_val, epochs=epochs, shuffle=False,   # they shuffle rows
+                            callbacks=callbacks, verbose=verbose)
     else:
         history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
                             batch_size=batch_size, shuffle=True, callbacks=callbacks, verbose=verbose)
