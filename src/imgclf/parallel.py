@@ -10,6 +10,8 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
@@ -27,6 +29,23 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _exit_with_parent(parent_pid: int, poll_s: float = 0.2) -> None:
+    """Worker initializer: end this worker soon after the parent dies.
+
+    Why: a killed stage (kill -9, the OOM killer, a hard Ctrl-C of `dvc repro`) cannot shut its pool
+    down, and a spawned worker waiting for its next task would live on as an orphan, using memory
+    and holding the stage's stdout/stderr open, so that whatever reads them (DVC's caller, a CI
+    log) waits for ever. The parent's pid is passed in, not read here, so a parent that died before
+    this ran is noticed too."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def ordered_map(fn: Callable, tasks: Iterable[tuple], workers: int, in_flight: int | None = None) -> Iterator:
     """fn(*task) for every task, yielded in task order; at most `in_flight` tasks submitted ahead."""
     if workers <= 1:
@@ -35,7 +54,8 @@ def ordered_map(fn: Callable, tasks: Iterable[tuple], workers: int, in_flight: i
         return
     in_flight = in_flight or 2 * workers
     # spawn, not fork: a forked child inherits the parent's threads' locks (TensorFlow, BLAS) half-held.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         pending: collections.deque = collections.deque()
         for task in tasks:
             pending.append(pool.submit(fn, *task))
