@@ -21,12 +21,18 @@ repro: setup
 	$(RUN) $(BIN)/python -m imgclf.params --check params.yaml
 	$(RUN) $(BIN)/dvc repro
 
-test: setup
-	$(RUN) $(BIN)/pytest -q $(PYTEST_ARGS)
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, in order, because
+# the end-to-end files build one pipeline repo per module and walk it through a user's steps.
+# TEST_WORKERS=0 runs everything in this process (for pdb).
+TEST_WORKERS ?= auto
+PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# The unit tests only (about 2 minutes on 2 cores): what a developer runs between edits.
+test: setup
+	$(PYTEST) $(PYTEST_ARGS)
+
+# The unit tests only (about a minute on 2 cores): what a developer runs between edits.
 test-fast: setup
-	$(RUN) $(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # A named recipe from presets/ as a DVC experiment: make exp PRESET=cnn [ARGS="-S train.cnn.epochs=6"]
 exp: setup

@@ -122,10 +122,11 @@ def _stage_pid(stage: str, repo: Path) -> int | None:
 @pytest.fixture(scope="module")
 def fault_repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    checksums = write_idx_dataset(root / "mirror", n_train=3000, n_test=200, seed=5)
+    checksums = write_idx_dataset(root / "mirror", n_train=1500, n_test=200, seed=5)
 
     def edit(params):
         params["download"].update(sources=[str(root / "mirror")], files=checksums)
+        params["split"]["audit_recall_pairs"] = 50      # the audit is not what these tests kill
         params["augment"]["multiplier"] = 6
         params["bottleneck"]["batch_size"] = 32
         # no early stopping: training lasts long enough to be killed in the middle

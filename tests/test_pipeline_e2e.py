@@ -33,6 +33,7 @@ def repo(tmp_path_factory):
 
     def edit(params):
         params["download"].update(sources=[str(root / "nowhere"), str(root / "mirror")], files=checksums)
+        params["split"]["audit_recall_pairs"] = 100  # recall probes are queries only: the split is the same
         params["augment"]["multiplier"] = 2  # the multiplier test raises it to 3
         params["bottleneck"]["batch_size"] = 64
         params["train"]["head"].update(epochs=40, patience=4, hidden_units=[64])
