@@ -138,7 +138,7 @@ def load(root: Path | str, size: int, colour: str, on_bad_image: str,
         raise DataError(f"{root}: found {len(class_names)} class subdirectories {class_names}; a classifier "
                         f"needs at least 2 (expected <class>/<image> or train|val|test/<class>/<image>)")
     report = FolderReport(pre_split=pre_split)
-    images, rows = [], []
+    candidates = []                     # (path, relative name, class index, class, its directory, official split)
     for official, split_root in split_roots:
         for label, cls in enumerate(class_names):
             cls_dir = split_root / cls
@@ -151,18 +151,25 @@ def load(root: Path | str, size: int, colour: str, on_bad_image: str,
                 if path.suffix.lower() not in EXTENSIONS:
                     report.ignored.append(rel)
                     continue
-                try:
-                    img = decode(path, size, colour)
-                except BadImage as err:
-                    if on_bad_image == "fail":
-                        raise BadImage(f"{err} (set dataset.on_bad_image: skip to list and skip such files)") from None
-                    report.skipped.append({"path": rel, "reason": str(err).split(": ", 1)[-1]})
-                    continue
-                source = (groups or {}).get(rel) or name_group(cls, path.relative_to(cls_dir))
-                images.append(img)
-                rows.append({"id": rel, "source_id": source, "label": label, "class_name": cls,
-                             "official_split": official or "pool"})
-    if not images:
+                candidates.append((path, rel, label, cls, cls_dir, official))
+    # Decoded straight into one array sized for every candidate (a list of images, then np.stack,
+    # held the pixels twice). Rows left unused by skipped files are never written, so their pages
+    # are never touched and cost no memory.
+    images = np.empty((len(candidates), size, size) + ((3,) if colour == "rgb" else ()), np.uint8)
+    rows = []
+    for path, rel, label, cls, cls_dir, official in candidates:
+        try:
+            img = decode(path, size, colour)
+        except BadImage as err:
+            if on_bad_image == "fail":
+                raise BadImage(f"{err} (set dataset.on_bad_image: skip to list and skip such files)") from None
+            report.skipped.append({"path": rel, "reason": str(err).split(": ", 1)[-1]})
+            continue
+        images[len(rows)] = img
+        source = (groups or {}).get(rel) or name_group(cls, path.relative_to(cls_dir))
+        rows.append({"id": rel, "source_id": source, "label": label, "class_name": cls,
+                     "official_split": official or "pool"})
+    if not rows:
         raise DataError(f"{root}: no readable images with extensions {sorted(EXTENSIONS)}")
-    report.images = len(images)
-    return ImageSet(np.stack(images), pd.DataFrame(rows)), report
+    report.images = len(rows)
+    return ImageSet(images[:len(rows)], pd.DataFrame(rows)), report

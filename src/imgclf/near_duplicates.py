@@ -46,7 +46,8 @@ EXACT_MAX = 200_000        # above this many images the descriptor search uses a
 WINDOW_MAX = 200_000       # above this many images the window search (n^1.5 work) is left out
 KEY_SIZE = 64              # exact-overlap keys at native size up to this, larger images downscaled
 VERIFY_SIZE = 32           # images larger than this are compared at this size
-_VERIFY_CHUNK = 1024
+_VERIFY_CHUNK = 1024        # pairs compared at every alignment per step (aligned_rms)
+_WINDOW_CHUNK = 1024        # pairs compared at their one alignment per step (window_rms)
 _KEY_WEIGHTS_SEED = 20251124
 _TRIM = 2                  # px of each compared window left out: blur there mixes in the fill
 _GAIN = (0.8, 1.25)
@@ -65,15 +66,29 @@ class Pairs:
         return Pairs(self.a[mask], self.b[mask], self.rms[mask])
 
 
-def grey(images: np.ndarray, size: int | None = None) -> np.ndarray:
-    """uint8 grey images, area-downscaled to `size` when larger."""
-    out = []
-    for img in images:
-        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-        if size is not None and g.shape[0] > size:
-            g = cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA)
-        out.append(g)
-    return np.stack(out) if out else np.empty((0, size or 0, size or 0), np.uint8)
+def grey(*arrays: np.ndarray, size: int | None = None) -> np.ndarray:
+    """uint8 grey images of all `arrays` in one array, area-downscaled to `size` when larger.
+
+    Written row by row into one preallocated array: the audit keeps these small grey copies, never a
+    second copy of the full-size (e.g. 96 px RGB) images, whose memory would grow with the folder."""
+    side = arrays[0].shape[1]
+    out_side = side if size is None or side <= size else size
+    out = np.empty((sum(len(a) for a in arrays), out_side, out_side), np.uint8)
+    i = 0
+    for images in arrays:
+        for img in images:
+            g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+            out[i] = cv2.resize(g, (out_side, out_side), interpolation=cv2.INTER_AREA) if side > out_side else g
+            i += 1
+    return out
+
+
+def _blurred(images: np.ndarray, sigma: float) -> np.ndarray:
+    """float32 Gaussian-blurred copies, written into one preallocated array (not a list, then a stack)."""
+    out = np.empty(images.shape, np.float32)
+    for i, img in enumerate(images):
+        out[i] = cv2.GaussianBlur(img.astype(np.float32), (0, 0), sigma)
+    return out
 
 
 # -- 1. exact overlap ------------------------------------------------------------------------
@@ -91,7 +106,7 @@ def _window_sums(images: np.ndarray, u: np.ndarray, v: np.ndarray, s: int) -> np
     return um @ (images @ vm)
 
 
-def overlap_keys(images: np.ndarray, max_shift: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def overlap_keys(images: np.ndarray, max_shift: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """(centre key per image, probe keys (n, 2 * (2s+1)**2)) of uint8 grey square images.
 
     Key of a window: two projections with random integer weights, exact in float64 (every sum is
@@ -312,7 +327,11 @@ def window_pairs(images: np.ndarray, n: int, max_shift: int, max_distance: float
     """(probe row, image row, probe) for rows whose windows match an image's centre crop: every
     window (offset and mirror: the probe number) of every row is searched, nearest only, among the
     first n rows' centre crops through an inverted file; one (row, image) pair per best probe."""
-    centre, valid = window_descriptors(images[:n], max_shift, offsets=False)
+    # The centre crops' descriptors a chunk at a time, like the probes below: all at once, the
+    # float64 products held about 24 KB per image (1.3 GB at 30,000 images).
+    parts = [window_descriptors(images[i:min(i + chunk, n)], max_shift, offsets=False) for i in range(0, n, chunk)]
+    centre = np.concatenate([d for d, _ in parts])
+    valid = np.concatenate([v for _, v in parts])
     base_rows = np.flatnonzero(valid[:, 0])
     empty = np.empty(0, np.int64)
     if len(base_rows) < 2:
@@ -344,15 +363,15 @@ def window_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, probe: np.ndarr
     c = size - 2 * s
     side = 2 * s + 1
     out = np.empty(len(a), np.float32)
-    blurred = np.stack([cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.8) for img in images])
+    blurred = _blurred(images, 0.8)
     centre = blurred[:, s:s + c, s:s + c]
     for p in np.unique(probe):
         rows = np.flatnonzero(probe == p)
         mirrored, k = divmod(int(p), side * side)
         dy, dx = divmod(k, side)
         src = blurred[:, :, ::-1] if mirrored else blurred
-        for start in range(0, len(rows), 1 << 16):
-            r = rows[start:start + (1 << 16)]
+        for start in range(0, len(rows), _WINDOW_CHUNK):     # tens of MB of windows per step, not GBs
+            r = rows[start:start + _WINDOW_CHUNK]
             xs = src[a[r], dy:dy + c, dx:dx + c].reshape(len(r), -1)
             ys = centre[b[r]].reshape(len(r), -1)
             out[r] = _gain_matched_rms(xs, ys)
@@ -425,7 +444,7 @@ def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int
     there keep that value and are not compared in full.
     """
     out = np.empty(len(a), np.float32)
-    blurred = np.stack([cv2.GaussianBlur(img, (0, 0), 0.8) for img in images]) if len(images) else images
+    blurred = _blurred(images, 0.8)
     size = images.shape[1]
     box = size - 2 * max_shift - 2 * _TRIM
     for start in range(0, len(a), _VERIFY_CHUNK):
@@ -463,8 +482,7 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
     """
     queries = images[:0] if queries is None else queries
     n, size = len(images), images.shape[1]
-    both = np.concatenate([images, queries])
-    keyed = grey(both, KEY_SIZE)
+    keyed = grey(images, queries, size=KEY_SIZE)       # rows: images, then queries
     key_shift = _scaled_shift(config.max_shift, size, KEY_SIZE)
     centre, probes = overlap_keys(keyed, key_shift)
     ea, eb = overlap_pairs(centre[:n], probes)         # probe rows: images then queries
@@ -474,14 +492,14 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
         wa, wb = wa[close], wb[close]
     else:
         wa = wb = np.empty(0, np.int64)
-    desc = copy_descriptors(both)
+    desc = np.concatenate([copy_descriptors(images), copy_descriptors(queries)])
     na, nb = neighbour_pairs(desc[:n], config.neighbours, config.max_descriptor_distance, queries=desc[n:])
     a, b = np.concatenate([ea, na, wa]), np.concatenate([eb, nb, wb])
     is_query = a >= n                                  # (query + n, image) rows
     within = _unique_pairs(a[~is_query], b[~is_query])
     cross = np.unique((a[is_query] - n) << np.int64(32) | b[is_query])
     qa, qb = cross >> np.int64(32), cross & np.int64(0xFFFFFFFF)
-    small = grey(both, VERIFY_SIZE).astype(np.float32)
+    small = grey(images, queries, size=VERIFY_SIZE).astype(np.float32)
     shift = _scaled_shift(config.max_shift, size, VERIFY_SIZE)
     rms = aligned_rms(small, np.concatenate([within[0], qa + n]), np.concatenate([within[1], qb]), shift,
                       reject_above=1.5 * config.max_rms)
