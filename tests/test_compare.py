@@ -74,6 +74,16 @@ def test_fixing_12_and_breaking_10_is_within_noise():
     assert c.verdict().endswith("within noise") and c.verdict().startswith("+0.02 pt")
 
 
+def test_an_interval_that_excludes_zero_without_a_significant_test_is_called_borderline():
+    """31 fixed, 17 broken (a real pair of commits of this project): McNemar's exact p is 0.059 while
+    the percentile bootstrap interval just excludes 0; the verdict must not print both as "noise"."""
+    base = predictions()
+    c = compare(base, change(base, 31, 17))
+    assert c.p_value == pytest.approx(0.0595, abs=1e-3)
+    assert c.ci_low > 0
+    assert "borderline, within noise by McNemar's exact test" in c.verdict()
+
+
 def test_per_class_counts_and_changed_images_on_a_hand_made_case():
     base = pd.DataFrame({"id": ["a", "b", "c", "d"], "actual": ["coat", "coat", "bag", "bag"],
                          "predicted": ["coat", "shirt", "bag", "coat"]}).set_index("id")

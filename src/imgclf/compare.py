@@ -86,6 +86,11 @@ class Comparison:
         if self.p_value < ALPHA:
             word = "a real improvement" if self.difference > 0 else "a real regression"
             return f"{pt:+.2f} pt, {ci}, McNemar {p}: {word}"
+        if self.ci_low > 0 or self.ci_high < 0:
+            # The percentile bootstrap is approximate and a little narrower than the exact test
+            # near the edge: say which of the two counts instead of printing both and "noise".
+            return (f"{pt:+.2f} pt, {ci}, McNemar {p}: borderline, within noise by McNemar's exact test "
+                    f"(the bootstrap interval just excludes 0); repeat with another seed before trusting it")
         return f"{pt:+.2f} pt, {ci}, McNemar {p}: within noise"
 
 
