@@ -30,7 +30,7 @@ PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
 
-# The unit tests only (about a minute on 2 cores): what a developer runs between edits.
+# The unit tests only (about 2 minutes on 2 cores): what a developer runs between edits.
 test-fast: setup
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
