@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`; put the venv first so they use it.
 RUN    := PATH="$(BIN):$$PATH" TF_CPP_MIN_LOG_LEVEL=2
 
-.PHONY: setup repro test test-fast check exp tune clean-venv
+.PHONY: setup repro test test-fast mutation check exp tune clean-venv
 
 setup: $(STAMP)
 
@@ -33,6 +33,14 @@ test: setup
 # The unit tests only (about 2 minutes on 2 cores): what a developer runs between edits.
 test-fast: setup
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+# The fast tests' mutation score per core module (docs/mutation.md; about an hour on 2 cores, not part
+# of `make test`). mutmut keeps its results in mutants/ and re-tests only what changed when run again;
+# MUTANTS="imgclf.split.*" re-tests a subset.
+mutation: setup
+	$(BIN)/pip install --quiet -r requirements-mutation.txt
+	$(RUN) $(BIN)/mutmut run --max-children $$(nproc) $(MUTANTS) > mutants.log 2>&1 || (tail -c 2000 mutants.log; exit 1)
+	$(RUN) $(BIN)/python bench/mutation_score.py
 
 # A named recipe from presets/ as a DVC experiment: make exp PRESET=cnn [ARGS="-S train.cnn.epochs=6"]
 exp: setup

@@ -145,3 +145,16 @@ LONGEST_FILES_FIRST = ("test_pipeline_e2e.py", "test_tune_grid.py", "test_faults
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))     # stable: order within a file kept
+
+
+def pytest_sessionstart(session):
+    """Under `make mutation`, mutmut first runs the suite once to learn which test calls which function
+    (MUTANT_UNDER_TEST=stats). Stage scripts started by a test inherit that variable, and their
+    recording hook then looks for mutmut's settings in the test's temporary directory and fails.
+    Keep the mode in this process only; a mutant's own name stays in the environment, so a stage
+    started by a test runs the mutant too and can kill it."""
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        from mutmut.mutation.trampoline import set_mutant_under_test
+
+        set_mutant_under_test("stats")
+        del os.environ["MUTANT_UNDER_TEST"]
