@@ -16,30 +16,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
 KILLED = {"killed", "timeout"}
+# mutmut 3.8.1's exit codes (mutmut.stats.status_by_exit_code, pinned in requirements-mutation.txt),
+# spelled out so this report and its test need no mutmut install.
+STATUS_BY_EXIT_CODE = {None: "not checked", 0: "survived", 1: "killed", 3: "killed", 5: "no tests",
+                       33: "no tests", 34: "skipped", 35: "suspicious", 36: "timeout", 37: "caught by type check",
+                       24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", -9: "segfault", -11: "segfault"}
 
 
 def load_results(mutants: Path) -> dict[str, str]:
     """mutant name -> status, read from the .meta files mutmut writes beside each mutated module."""
-    from mutmut.stats import status_by_exit_code
-
     results = {}
     for meta in sorted(mutants.rglob("*.py.meta")):
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            results[name] = status_by_exit_code[code]
+            results[name] = STATUS_BY_EXIT_CODE.get(code, "suspicious")
     if not results:
         raise SystemExit(f"error: no mutmut results under {mutants}/ (run `make mutation` first)")
     return results
 
 
 def module_of(mutant: str) -> str:
-    """imgclf.split.x_by_source__mutmut_3 -> split (mutmut names are module.x_function__mutmut_N)."""
-    return mutant.split(".x_")[0].split(".", 1)[1]
+    """imgclf.split.x_by_source__mutmut_3 -> split; methods are module.xǁClassǁmethod__mutmut_N."""
+    return re.match(r"imgclf\.(\w+)\.x[_ǁ]", mutant).group(1)
 
 
 def score_table(results: dict[str, str], equivalent: dict[str, str]) -> list[dict]:
@@ -92,7 +96,7 @@ def main() -> None:
     from imgclf.atomic import write_json, write_text
     from imgclf.provenance import announce, ran_with
 
-    record = announce(ran_with(args))
+    record = announce(ran_with({k: str(v) for k, v in vars(args).items()}))
     results = load_results(args.mutants)
     equivalent = yaml.safe_load(args.equivalent.read_text()) if args.equivalent.exists() else {}
     unknown = sorted(set(equivalent) - set(results))

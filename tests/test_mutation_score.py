@@ -1,0 +1,50 @@
+"""bench/mutation_score.py turns mutmut's per-module results into the score table of docs/mutation.md."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+spec = importlib.util.spec_from_file_location("mutation_score", REPO / "bench" / "mutation_score.py")
+mutation_score = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mutation_score)
+
+
+def _meta(path, codes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"exit_code_by_key": codes}))
+
+
+def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(tmp_path):
+    _meta(tmp_path / "mutants/src/imgclf/split.py.meta",
+          {f"imgclf.split.x_by_source__mutmut_{i}": code for i, code in enumerate([1, 1, 36, 0, 0, 5, None, 1], 1)})
+    _meta(tmp_path / "mutants/src/imgclf/atomic.py.meta", {"imgclf.atomic.x_write_text__mutmut_1": 1})
+    (tmp_path / "eq.yaml").write_text("imgclf.split.x_by_source__mutmut_4: a keyword nobody reads\n")
+    out = tmp_path / "mutation.md"
+    proc = subprocess.run([sys.executable, str(REPO / "bench/mutation_score.py"), "--mutants", str(tmp_path / "mutants"),
+                           "--equivalent", str(tmp_path / "eq.yaml"), "--out", str(out), "--json", str(tmp_path / "m.json")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["module"]: r for r in json.loads((tmp_path / "m.json").read_text())["modules"]}
+    split = rows["split"]
+    assert (split["mutants"], split["killed"], split["survived"], split["no_tests"], split["other"]) == (8, 4, 2, 1, 1)
+    assert split["equivalent"] == 1 and split["score"] == 0.5 and split["score_without_equivalent"] == 4 / 7
+    assert rows["atomic"]["score"] == 1.0
+    text = out.read_text()
+    assert "| split | 8 | 4 | 2 | 1 | 1 | 1 | 50.0% | 57.1% |" in text
+    assert "`imgclf.split.x_by_source__mutmut_4`: a keyword nobody reads" in text
+    assert "`imgclf.split.x_by_source__mutmut_5` (survived)" in text       # not explained: listed as open
+    assert "`imgclf.split.x_by_source__mutmut_6` (no tests)" in text
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "bench/mutation_score.py"), "--mutants", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 1 and "no mutmut results under" in proc.stderr and "make mutation" in proc.stderr
+
+
+def test_module_of_reads_mutmut_names():
+    assert mutation_score.module_of("imgclf.near_duplicates.x_window_pairs__mutmut_12") == "near_duplicates"
+    assert mutation_score.module_of("imgclf.feature_store.xǁFeatureStoreǁprune__mutmut_22") == "feature_store"
