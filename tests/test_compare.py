@@ -96,6 +96,7 @@ def test_per_class_counts_and_changed_images_on_a_hand_made_case():
         {"class": "coat", "images": 2, "base_accuracy": 0.5, "head_accuracy": 1.0, "fixed": 1, "broken": 0}]
     broken, fixed = changed_images(base, head)
     assert list(broken.index) == ["c"] and list(fixed.index) == ["b", "d"]
+    assert list(broken.columns) == ["actual", "base_predicted", "head_predicted"]     # the PR report reads these
     text = "\n".join(report_lines(c))
     assert re.search(r"fixed \(wrong -> right\) +2\n", text) and "verdict:" in text
 
@@ -141,3 +142,91 @@ def test_revisions_without_predictions_are_named(tmp_path, monkeypatch, capsys):
     assert main(["HEAD"]) == 0                                   # HEAD against the workspace
     out = capsys.readouterr().out
     assert re.search(r"fixed \(wrong -> right\) +3\n", out) and "verdict: +6.00 pt" in out and "within noise" in out
+
+
+def _known_comparison(p_value: float = 0.0654):
+    from imgclf.compare import Comparison
+
+    per_class = pd.DataFrame({"class": ["coat", "shirt", "dress", "bag"], "images": [1000, 1000, 1000, 500],
+                              "base_accuracy": [0.9, 0.8, 0.95, 0.99], "head_accuracy": [0.91, 0.795, 0.947, 0.99],
+                              "fixed": [12, 3, 0, 0], "broken": [2, 8, 3, 0]})
+    return Comparison("main (abc1234)", "my-exp (def5678)", 2500, 0.87, 0.8722, 0.0022, -0.0001, 0.0046,
+                      p_value, 15, 13, per_class)
+
+
+def test_the_printed_report_is_exactly_what_a_reviewer_reads():
+    """Every line of `python -m imgclf.compare`, on known numbers: classes with no change are left out."""
+    assert report_lines(_known_comparison()) == [
+        "test images                2,500",
+        "accuracy main (abc1234)    0.8700",
+        "accuracy my-exp (def5678)  0.8722",
+        "difference (head - base)   +0.22 pt, 95 % CI [-0.01, +0.46] (paired bootstrap)",
+        "fixed (wrong -> right)     15",
+        "broken (right -> wrong)    13",
+        "McNemar exact p            0.065",
+        "",
+        "class          images     base     head  fixed  broken",
+        "coat             1000   0.9000   0.9100     12       2",
+        "shirt            1000   0.8000   0.7950      3       8",
+        "dress            1000   0.9500   0.9470      0       3",
+        "",
+        "verdict: +0.22 pt, 95 % CI [-0.01, +0.46], McNemar p = 0.065: within noise"]
+    assert report_lines(_known_comparison(0.0004))[6] == "McNemar exact p            < 0.001"
+
+
+def test_the_pr_report_table_is_exactly_what_a_reviewer_reads():
+    assert report_lines(_known_comparison(), markdown=True) == [
+        "| | |", "|---|---|",
+        "| test images | 2,500 |",
+        "| accuracy main (abc1234) | 0.8700 |",
+        "| accuracy my-exp (def5678) | 0.8722 |",
+        "| difference (head - base) | +0.22 pt, 95 % CI [-0.01, +0.46] (paired bootstrap) |",
+        "| fixed (wrong -> right) | 15 |",
+        "| broken (right -> wrong) | 13 |",
+        "| McNemar exact p | 0.065 |",
+        "",
+        "**+0.22 pt, 95 % CI [-0.01, +0.46], McNemar p = 0.065: within noise**",
+        "",
+        "| class | images | base accuracy | head accuracy | fixed | broken |",
+        "|---|---|---|---|---|---|",
+        "| coat | 1000 | 0.9000 | 0.9100 | 12 | 2 |",
+        "| shirt | 1000 | 0.8000 | 0.7950 | 3 | 8 |",
+        "| dress | 1000 | 0.9500 | 0.9470 | 0 | 3 |"]
+
+
+def test_labels_name_the_revision_and_bad_files_are_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _git(tmp_path, "init", "-q")
+    with pytest.raises(CompareError) as err:
+        load_predictions("workspace")
+    assert str(err.value) == "workspace: no metrics/plots/confusion_test.csv; run `dvc repro` first"
+    plots = tmp_path / "metrics" / "plots"
+    plots.mkdir(parents=True)
+    pd.DataFrame({"actual": ["coat"]}).to_csv(plots / "confusion_test.csv", index=False)
+    with pytest.raises(CompareError, match=r"^workspace: metrics/plots/confusion_test.csv has no per-image id, "
+                                           r"predicted column\(s\)"):
+        load_predictions("workspace")
+    pd.DataFrame({"id": ["a", "b", "b"], "actual": ["coat"] * 3, "predicted": ["coat"] * 3}).to_csv(
+        plots / "confusion_test.csv", index=False)
+    with pytest.raises(CompareError) as err:
+        load_predictions("workspace")
+    assert str(err.value) == "workspace: metrics/plots/confusion_test.csv repeats image ids, e.g. b"
+    predictions(50, 5).reset_index().to_csv(plots / "confusion_test.csv", index=False)
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "with ids")
+    commit = _git(tmp_path, "rev-parse", "HEAD")
+    assert load_predictions(commit[:10])[1] == commit[:7]           # a hash is its own label
+    assert load_predictions("HEAD")[1] == f"HEAD ({commit[:7]})"    # a name gets the hash beside it
+    assert main(["HEAD"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy HEAD ({commit[:7]})   0.9000\n" in out and "accuracy workspace        0.9000\n" in out
+
+
+def test_help_names_the_command_and_its_arguments(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m imgclf.compare [-h] base [head]\n")
+    assert "Is the change real? Two revisions' test predictions compared image by image." in text.split("positional arguments")[0]
+    assert "git revision or DVC experiment name" in text and "another one (default: the workspace)" in text

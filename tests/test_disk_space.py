@@ -30,6 +30,22 @@ def test_the_message_gives_the_estimate_and_the_free_space(tmp_path, monkeypatch
                               f"(`dvc gc` drops cache entries no commit uses) or make less data")
 
 
+def test_sizes_are_written_in_the_unit_a_reader_expects():
+    assert [atomic._size(n) for n in (0, 999, 1000, 1_500_000, 2_000_000_000, 3 * 10**12, 5 * 10**15)] == [
+        "0 B", "999 B", "1.0 KB", "1.5 MB", "2.0 GB", "3.0 TB", "5,000.0 TB"]
+
+
+def test_an_output_that_just_fits_is_accepted_in_a_folder_not_made_yet(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: asked.append(path) or Usage(10**12, 0, 1_000))
+    dest = tmp_path / "data" / "features" / "x.npy"
+    require_space(dest, 500, "things")                      # 2 x 500 = exactly the free space
+    assert dest.parent.is_dir() and asked == [dest.parent]  # the disk that will hold the file
+    with pytest.raises(DiskSpaceError) as err:
+        require_space(tmp_path / "y.npy", 1_001, "things", copies=1)   # outside DVC: no cache copy
+    assert "need about 1.0 KB (1.0 KB written), but" in str(err.value)
+
+
 def test_the_augment_stage_refuses_a_multiplier_that_would_fill_the_disk(tmp_path, monkeypatch):
     import stages.augment
 

@@ -65,3 +65,19 @@ def test_soft_vote_averages_the_members_probabilities():
     np.testing.assert_allclose(vote.predict(x, verbose=0), (pa + pb) / 2, rtol=1e-6)
     assert vote.predict(x, verbose=0).argmax(1).tolist() == [2, 2, 2, 2]      # b's stronger opinion wins
     assert soft_vote([a]) is a                                                 # one member: no wrapper
+
+
+def test_metrics_are_rounded_to_four_places_and_absent_classes_raise_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # sklearn warns when zero_division is left to it
+        m = split_metrics(np.array([0, 0, 1]), np.array([0, 1, 1]), NAMES)    # bag: never seen, never predicted
+        table = per_class_table(np.array([0, 0, 1]), np.array([0, 1, 1]), NAMES)
+    assert m["accuracy"] == 0.6667 and m["f1"] == {"t_shirt_top": 0.6667, "trouser": 0.6667, "bag": 0.0}
+    assert m["macro_f1"] == 0.4444
+    assert table.to_dict("records")[2] == {"class": "Bag", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+def test_keys_drop_leading_and_trailing_punctuation():
+    assert _key("(Other)") == "other" and _key(" T-shirt/top ") == "t_shirt_top"

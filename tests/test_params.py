@@ -136,16 +136,23 @@ def test_unknown_section_is_rejected():
         parse_params(raw)
 
 
-def test_check_cli_exit_codes(tmp_path):
+def test_check_cli_exit_codes(tmp_path, capsys):
+    from imgclf.params import main
+
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(_with("augment.multiplier", 0)))
-    run = [sys.executable, "-m", "imgclf.params", "--check"]
-    ok = subprocess.run(run + [str(REPO / "params.yaml")], capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    res = subprocess.run(run + [str(bad)], capture_output=True, text=True)
+    good = str(REPO / "params.yaml")
+    assert main(["--check", good]) == 0
+    out = capsys.readouterr()
+    assert out.out == f"{good}: ok\n" and out.err == ""
+    assert main(["--check", str(bad)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith("error: ") and "augment.multiplier = 0" in out.err
+    assert main(["--check", str(tmp_path / "none.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    # The module is the command users type: its exit code is main's.
+    res = subprocess.run([sys.executable, "-m", "imgclf.params", "--check", str(bad)], capture_output=True, text=True)
     assert res.returncode == 2 and "augment.multiplier = 0" in res.stderr
-    missing = subprocess.run(run + [str(tmp_path / "none.yaml")], capture_output=True, text=True)
-    assert missing.returncode == 2 and "not found" in missing.stderr
 
 
 def _defaults_that_differ(model_cls, data: dict, prefix: str = "") -> list[str]:
