@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 from imgclf.atomic import load_npy, save_npy, write_json
 
@@ -43,3 +44,18 @@ def test_kill_9_during_a_write_leaves_the_previous_file_then_the_next_write_clea
     save_npy(dest, previous[:10])                              # the next write of this file removes them
     assert list(tmp_path.glob(".features.npy.*.tmp.npy")) == []
     np.testing.assert_array_equal(load_npy(dest), previous[:10])
+
+
+def test_load_npy_never_unpickles_and_maps_only_when_asked(tmp_path):
+    from imgclf.atomic import MissingInput, load_npy, save_npy
+
+    save_npy(tmp_path / "a.npy", np.arange(6, dtype=np.int16).reshape(2, 3))
+    plain, mapped = load_npy(tmp_path / "a.npy"), load_npy(tmp_path / "a.npy", mmap=True)
+    assert type(plain) is np.ndarray and plain.flags.writeable
+    assert isinstance(mapped, np.memmap) and mapped.mode == "r" and mapped.tolist() == plain.tolist()
+    np.save(tmp_path / "obj.npy", np.array([{"code": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_npy(tmp_path / "obj.npy")
+    with pytest.raises(MissingInput) as err:
+        load_npy(tmp_path / "none.npy")
+    assert str(err.value) == f"[Errno 2] {tmp_path / 'none.npy'}: not found; run the stages before this one first (`dvc repro` does)"

@@ -39,3 +39,44 @@ def test_the_exported_default_recipe_gives_the_pipelines_probabilities():
     served = exported.predict(images, verbose=0)
     np.testing.assert_allclose(served, pipeline, rtol=1e-3, atol=1e-5)
     assert (served.argmax(1) == pipeline.argmax(1)).all()
+
+
+@pytest.mark.parametrize("mode", ["tf", "caffe", "torch"])
+def test_each_preprocess_mode_is_rebuilt_from_layers_exactly(mode):
+    """The exported model carries preprocess_input as plain layers (safe-mode loadable): they must
+    compute what keras.applications' own preprocess_input does for that backbone family."""
+    import keras
+    from keras.applications.imagenet_utils import preprocess_input
+
+    from imgclf.export import _preprocess_layers
+
+    images = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3)).astype(np.float32)
+    inputs = keras.Input(shape=images.shape[1:])
+    x, prev, pending = inputs, None, []
+    for item in _preprocess_layers(mode):
+        if isinstance(item, tuple):
+            pending.append((prev, item))
+            continue
+        x, prev = item(x), item
+    model = keras.Model(inputs, x)
+    for layer, (kernel, bias) in pending:
+        layer.set_weights([kernel, bias])
+    np.testing.assert_allclose(model.predict(images, verbose=0), preprocess_input(images.copy(), mode=mode),
+                               rtol=1e-5, atol=1e-4)
+    assert _preprocess_layers("none") == []
+
+
+def test_the_exported_model_takes_raw_uint8_images(tiny_extractor):
+    """The contract with consumers: uint8 pixels in, grey (H, W) or colour (H, W, 3), probabilities out."""
+    import keras
+
+    from imgclf.export import build_exported_model
+
+    head_in = keras.Input(shape=(tiny_extractor.dim,))
+    head = keras.Model(head_in, keras.layers.Dense(3, activation="softmax")(head_in))
+    for shape in [(28, 28), (28, 28, 3)]:
+        model = build_exported_model(tiny_extractor, head, shape)
+        assert model.inputs[0].dtype == "uint8" and tuple(model.inputs[0].shape) == (None, *shape)
+        probs = model.predict(np.zeros((2, *shape), np.uint8), verbose=0)
+        assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+        assert not model.trainable

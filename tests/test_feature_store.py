@@ -143,3 +143,41 @@ def test_cache_cli_show_and_prune(tmp_path):
     assert pruned.returncode == 0, pruned.stderr[-2000:]
     assert "pruned 1 namespace(s) and 35 vectors" in pruned.stdout
     assert "1 namespace(s), 5 vectors" in pruned.stdout
+
+
+def _filled_store(path, namespaces=("a", "b", "c"), n=4):
+    store = FeatureStore(path)
+    for i, ns in enumerate(namespaces):
+        store.register(ns, 2 + i, {"ns": ns})             # ids 1, 2, 3 and dims 2, 3, 4: never confused
+        store.put_many(ns, [(f"{k:064x}", np.full(2 + i, k, np.float32)) for k in range(n)])
+    return store
+
+
+def _counts(store):
+    return {row["namespace"]: row["vectors"] for row in store.summary()}
+
+
+def test_delete_removes_only_the_named_entries_of_one_namespace(tmp_path):
+    with _filled_store(tmp_path / "s.sqlite") as store:
+        assert store.delete("b", [f"{1:064x}", f"{3:064x}", f"{9:064x}"]) == 2        # 9 was never stored
+        assert _counts(store) == {"a": 4, "b": 2, "c": 4}
+        kept = dict(store.iter_vectors("b", [f"{k:064x}" for k in range(4)]))
+        assert sorted(kept) == [f"{0:064x}", f"{2:064x}"] and kept[f"{2:064x}"].tolist() == [2, 2, 2]
+
+
+def test_prune_counts_everything_it_drops(tmp_path):
+    keep_b = {f"{0:064x}"}
+    with _filled_store(tmp_path / "s.sqlite", ("a", "b", "c", "d")) as store:
+        removed = store.prune({"b", "c"}, {"b": keep_b, "c": {f"{1:064x}", f"{2:064x}"}})
+        assert removed == {"namespaces": 2, "vectors": 4 + 4 + 3 + 2}
+        assert _counts(store) == {"b": 1, "c": 2}
+        assert store.prune(None, None) == {"namespaces": 0, "vectors": 0}   # nothing asked, nothing dropped
+        assert store.prune({"b", "c"}) == {"namespaces": 0, "vectors": 0} and _counts(store) == {"b": 1, "c": 2}
+
+
+def test_a_failed_prune_leaves_the_store_as_it_was(tmp_path):
+    with _filled_store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(ValueError):
+            store.prune({"c"}, {"c": {"not hex"}})                  # fails after a and b were deleted
+        assert _counts(store) == {"a": 4, "b": 4, "c": 4}
+        assert store.prune({"c"}) == {"namespaces": 2, "vectors": 8}   # and the store still works
