@@ -7,7 +7,7 @@ A mutant is a small change to one function (a flipped comparison, a changed cons
 argument); the fast tests "kill" it when one of them fails. A timed-out mutant counts as killed
 (the change made a test hang, which a reviewer would notice). A survivor is either a gap in the
 tests or an equivalent change (same behaviour, e.g. a renamed keyword that is never read): those
-are listed with a one-line reason in bench/mutants_equivalent.yaml, and the score with them
+are listed under a one-line reason in bench/mutants_equivalent.yaml, and the score with them
 discounted is the second figure. Writes the table and every unexplained survivor to --out, and
 the counts to bench/out/mutation.json.
 """
@@ -98,7 +98,8 @@ def main() -> None:
 
     record = announce(ran_with({k: str(v) for k, v in vars(args).items()}))
     results = load_results(args.mutants)
-    equivalent = yaml.safe_load(args.equivalent.read_text()) if args.equivalent.exists() else {}
+    grouped = yaml.safe_load(args.equivalent.read_text()) if args.equivalent.exists() else {}
+    equivalent = {name: reason for reason, names in (grouped or {}).items() for name in names}
     unknown = sorted(set(equivalent) - set(results))
     if unknown:
         print(f"note: {len(unknown)} mutants in {args.equivalent} no longer exist (code changed): {unknown[:5]}")

@@ -67,7 +67,8 @@ def test_each_preprocess_mode_is_rebuilt_from_layers_exactly(mode):
 
 
 def test_the_exported_model_takes_raw_uint8_images(tiny_extractor):
-    """The contract with consumers: uint8 pixels in, grey (H, W) or colour (H, W, 3), probabilities out."""
+    """The contract with consumers: uint8 pixels in an input named "image", grey (H, W) or colour
+    (H, W, 3), probabilities out, nothing trainable."""
     import keras
 
     from imgclf.export import build_exported_model
@@ -77,6 +78,27 @@ def test_the_exported_model_takes_raw_uint8_images(tiny_extractor):
     for shape in [(28, 28), (28, 28, 3)]:
         model = build_exported_model(tiny_extractor, head, shape)
         assert model.inputs[0].dtype == "uint8" and tuple(model.inputs[0].shape) == (None, *shape)
+        assert model.input_names == ["image"] if hasattr(model, "input_names") else model.inputs[0].name == "image"
         probs = model.predict(np.zeros((2, *shape), np.uint8), verbose=0)
         assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
-        assert not model.trainable
+        assert model.trainable is False
+
+
+def test_a_caffe_backbone_with_area_resizing_is_served_as_the_pipeline_computes_it():
+    """VGG16 ("caffe": BGR and mean subtraction as a fixed 1x1 convolution) and area resizing, on
+    colour images: the exported model gives the head's probabilities on the extractor's features."""
+    import keras
+
+    from imgclf.backbones import FeatureExtractor
+    from imgclf.export import build_exported_model
+
+    extractor = FeatureExtractor("VGG16", {}, None, 32, "area", batch_size=8)
+    images = np.random.default_rng(3).integers(0, 256, (8, 20, 20, 3)).astype(np.uint8)
+    features = extractor(images)
+    head_in = keras.Input(shape=(extractor.dim,))
+    head = keras.Model(head_in, keras.layers.Dense(4, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(
+        stddev=1.0 / max(1e-6, float(features.std())) / np.sqrt(extractor.dim), seed=0))(head_in))
+    pipeline = head.predict(features, verbose=0)
+    assert pipeline.std() > 0.01                       # the features carry a signal the head reads
+    served = build_exported_model(extractor, head, images.shape[1:]).predict(images, verbose=0)
+    np.testing.assert_allclose(served, pipeline, rtol=1e-3, atol=1e-4)

@@ -185,3 +185,24 @@ def test_schema_defaults_are_params_yaml():
 
     data = yaml.safe_load((REPO / "params.yaml").read_text())
     assert _defaults_that_differ(Params, data) == []
+
+
+def test_the_whole_error_message_names_the_file_every_bad_key_and_its_value(tmp_path):
+    from imgclf.params import ParamsError, load_params
+
+    data = _with("augment.multiplier", 0)
+    data["train"]["head"]["dropuot"] = 0.5
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError) as err:
+        load_params(bad)
+    assert str(err.value) == (f"{bad}: 2 invalid parameter(s):\n"
+                              "  augment.multiplier = 0: Input should be greater than or equal to 1\n"
+                              "  train.head.dropuot: unknown key (value 0.5); check the spelling against params.py")
+    bad.write_text("- a list\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(bad)
+    assert str(err.value) == f"{bad}: expected a mapping of sections at the top level, got list"
+    with pytest.raises(ParamsError) as err:
+        load_params(tmp_path / "none.yaml")
+    assert str(err.value) == f"{tmp_path / 'none.yaml'}: not found"
