@@ -110,3 +110,43 @@ def test_two_processes_write_the_same_bytes_as_one(split_set, tmp_path):
     assert manifests[0].equals(manifests[1])
     in_memory, _ = augment_set(split_set, 3, 5, AUGMENTERS, show_progress=False)
     np.testing.assert_array_equal(np.load(tmp_path / "w2.npy"), in_memory.images)
+
+
+def test_a_variant_is_seeded_by_seed_id_and_k_and_nothing_else():
+    """Identical pixels under two ids get different variants, a source's k-th variants differ from
+    each other, and each equals the augmenter seeded with stable_seed("augment", seed, id, k)."""
+    from imgclf.augment import build_augmenter, make_variants
+    from imgclf.hashing import stable_seed
+
+    x, _ = synthetic_images(1, 3)
+    same = np.repeat(x, 2, axis=0)                                  # one image under two ids
+    v1, hashes, _ = make_variants(AUGMENTERS, 42, 1, ["a", "b"], same)
+    assert hashes[0] != hashes[1] and not np.array_equal(v1[0], v1[1])
+    v2, _, _ = make_variants(AUGMENTERS, 42, 2, ["a", "b"], same)
+    assert not np.array_equal(v1[0], v2[0])
+    expected = build_augmenter(AUGMENTERS)
+    expected.seed_(stable_seed("augment", 42, "a", 2))
+    np.testing.assert_array_equal(v2[0], expected.augment_image(x[0]))
+    mirror, _, _ = make_variants([{"name": "Fliplr", "args": {"p": 1.0}}], 42, 1, ["a"], x)   # new specs, new augmenter
+    np.testing.assert_array_equal(mirror[0], x[0][:, ::-1])
+
+
+def test_an_output_of_the_wrong_size_is_refused_before_writing(split_set):
+    from imgclf.augment import augment_into, output_rows
+
+    rows = output_rows(split_set.manifest, 2)
+    out = np.zeros((rows - 1, *split_set.images.shape[1:]), np.uint8)
+    with pytest.raises(ValueError) as err:
+        augment_into(split_set, out, 2, 0, AUGMENTERS, show_progress=False)
+    assert str(err.value) == f"augment: output has {rows - 1} rows, expected {rows}"
+    assert not out.any()
+
+
+def test_a_task_reports_its_process_peak_memory_in_whole_mib():
+    import resource
+
+    from imgclf.augment import make_variants
+
+    x, _ = synthetic_images(2, 1)
+    _, _, rss = make_variants(AUGMENTERS, 0, 1, ["a", "b"], x)
+    assert type(rss) is int and rss == resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
