@@ -98,8 +98,8 @@ def main() -> None:
 
     record = announce(ran_with({k: str(v) for k, v in vars(args).items()}))
     results = load_results(args.mutants)
-    grouped = yaml.safe_load(args.equivalent.read_text()) if args.equivalent.exists() else {}
-    equivalent = {name: reason for reason, names in (grouped or {}).items() for name in names}
+    groups = yaml.safe_load(args.equivalent.read_text()) if args.equivalent.exists() else []
+    equivalent = {name: g["reason"] for g in groups or [] for name in g["mutants"]}
     unknown = sorted(set(equivalent) - set(results))
     if unknown:
         print(f"note: {len(unknown)} mutants in {args.equivalent} no longer exist (code changed): {unknown[:5]}")

@@ -150,3 +150,14 @@ def test_a_task_reports_its_process_peak_memory_in_whole_mib():
     x, _ = synthetic_images(2, 1)
     _, _, rss = make_variants(AUGMENTERS, 0, 1, ["a", "b"], x)
     assert type(rss) is int and rss == resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def test_the_stage_default_shows_progress_and_quiet_means_quiet(split_set, capsys):
+    """augment_into's default is what the stage uses: a tqdm bar named after the stage."""
+    from imgclf.augment import augment_into, output_rows
+
+    out = np.zeros((output_rows(split_set.manifest, 2), *split_set.images.shape[1:]), np.uint8)
+    augment_into(split_set, out, 2, 0, AUGMENTERS)
+    assert "augment: 100%" in capsys.readouterr().err
+    augment_into(split_set, out, 2, 0, AUGMENTERS, show_progress=False)
+    assert capsys.readouterr().err == ""
