@@ -158,6 +158,7 @@ def test_the_stage_default_shows_progress_and_quiet_means_quiet(split_set, capsy
 
     out = np.zeros((output_rows(split_set.manifest, 2), *split_set.images.shape[1:]), np.uint8)
     augment_into(split_set, out, 2, 0, AUGMENTERS)
-    assert "augment: 100%" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "augment: 100%" in err and "img/s]" in err
     augment_into(split_set, out, 2, 0, AUGMENTERS, show_progress=False)
     assert capsys.readouterr().err == ""
