@@ -102,8 +102,10 @@ def test_two_processes_write_the_same_bytes_as_one(split_set, tmp_path):
         dest = tmp_path / f"w{workers}.npy"
         shape = (output_rows(split_set.manifest, 3), *split_set.images.shape[1:])
         with npy_row_writer(dest, shape, split_set.images.dtype) as out:
-            manifest, _ = augment_into(split_set, out, 3, 5, AUGMENTERS, workers=workers, task_rows=7,
-                                       show_progress=False)
+            manifest, summary = augment_into(split_set, out, 3, 5, AUGMENTERS, workers=workers, task_rows=7,
+                                             show_progress=False)
+        # A worker's peak memory is reported only when workers ran (a real process: tens of MiB at least).
+        assert ("worker_peak_rss_mib" in summary) == (workers > 1) and summary.get("worker_peak_rss_mib", 50) >= 50
         files.append(dest.read_bytes())
         manifests.append(manifest)
     assert files[0] == files[1]
@@ -162,3 +164,20 @@ def test_the_stage_default_shows_progress_and_quiet_means_quiet(split_set, capsy
     assert "augment: 100%" in err and "img/s]" in err
     augment_into(split_set, out, 2, 0, AUGMENTERS, show_progress=False)
     assert capsys.readouterr().err == ""
+    one = np.zeros((output_rows(split_set.manifest, 1), *split_set.images.shape[1:]), np.uint8)
+    augment_into(split_set, one, 1, 0, AUGMENTERS)                 # no variants to make: no empty bar
+    assert capsys.readouterr().err == ""
+
+
+def test_the_summary_and_ids_a_reviewer_reads(split_set):
+    """augment.json's keys, variant ids "<source>#v<k>", and a multiplier of 1 that makes nothing."""
+    one, summary1 = augment_set(split_set, 1, 0, AUGMENTERS, show_progress=False)
+    two, summary2 = augment_set(split_set, 2, 0, AUGMENTERS, show_progress=False)
+    n_train = int((split_set.manifest.split == "train").sum())
+    assert set(summary2) == {"train_sources", "train_images", "variants_made", "variants_identical_to_original",
+                             "excluded_images_dropped", "seconds"}
+    assert (summary1["train_sources"], summary1["variants_made"], summary1["variants_identical_to_original"]) == (n_train, 0, 0)
+    assert summary2["variants_made"] == n_train and summary2["train_images"] == 2 * n_train
+    variants = two.manifest[two.manifest.variant == 1]
+    assert (variants["id"] == variants["parent_id"] + "#v1").all()
+    assert list(two.manifest.index) == list(range(len(two.manifest)))     # one clean row numbering
