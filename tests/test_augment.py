@@ -167,12 +167,21 @@ def test_the_stage_default_shows_progress_and_quiet_means_quiet(split_set, capsy
     one = np.zeros((output_rows(split_set.manifest, 1), *split_set.images.shape[1:]), np.uint8)
     augment_into(split_set, one, 1, 0, AUGMENTERS)                 # no variants to make: no empty bar
     assert capsys.readouterr().err == ""
+    augment_set(split_set, 2, 0, AUGMENTERS)                         # the in-memory form: the same default
+    assert "augment: 100%" in capsys.readouterr().err
+    augment_set(split_set, 2, 0, AUGMENTERS, show_progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_the_summary_and_ids_a_reviewer_reads(split_set):
     """augment.json's keys, variant ids "<source>#v<k>", and a multiplier of 1 that makes nothing."""
+    import time
+
     one, summary1 = augment_set(split_set, 1, 0, AUGMENTERS, show_progress=False)
+    start = time.perf_counter()
     two, summary2 = augment_set(split_set, 2, 0, AUGMENTERS, show_progress=False)
+    wall = time.perf_counter() - start
+    assert 0 <= summary2["seconds"] <= wall + 0.005 and summary2["seconds"] == round(summary2["seconds"], 2)
     n_train = int((split_set.manifest.split == "train").sum())
     assert set(summary2) == {"train_sources", "train_images", "variants_made", "variants_identical_to_original",
                              "excluded_images_dropped", "seconds"}
