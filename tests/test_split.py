@@ -102,20 +102,24 @@ def test_integrity_check_refuses_linked_near_duplicates_on_two_sides():
 
 
 def test_split_metrics_on_a_hand_made_manifest():
-    """split.json and leakage.json on known counts: per-class val shares, groups, excluded, duplicates."""
+    """split.json and leakage.json on known counts: per-class val shares, groups, excluded, duplicates,
+    a source on both sides (what the audit exists to catch), and an empty manifest."""
+    from imgclf.hashing import image_sha256
     from tests.conftest import image_set, synthetic_images
 
     x, _ = synthetic_images(10, 4)
     x[9] = x[8]                                                      # one duplicate image
-    labels = np.array([0, 0, 0, 0, 1, 1, 0, 1, 1, 1])
-    from imgclf.hashing import image_sha256
-
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
     m = image_set(x, labels, ["train"] * 8 + ["test"] * 2).manifest.copy()
     m["sha256"] = [image_sha256(img) for img in x]
-    m["split"] = ["train", "train", "train", "val", "train", "val", "test", "test", "excluded", "test"]
+    m["split"] = ["train", "train", "train", "val", "train", "val", "train", "test", "excluded", "test"]
     m["group_id"] = [0, 0, 1, 2, 3, 4, 5, 6, 7, 7]
+    m.loc[3, "source_id"] = m.loc[0, "source_id"]                    # one source in train and in val
     stats, leakage = split_summary(m)
-    assert stats == {"train_images": 4, "val_images": 2, "test_images": 3, "excluded_images": 1, "groups": 8,
-                     "largest_group": 2, "val_share_min_class": 0.25, "val_share_max_class": 0.5}
+    assert stats == {"train_images": 5, "val_images": 2, "test_images": 2, "excluded_images": 1, "groups": 8,
+                     "largest_group": 2, "val_share_min_class": 0.25, "val_share_max_class": 0.3333}
     assert leakage["duplicate_images_total"] == 1 and leakage["excluded_train_images_grouped_with_test"] == 1
-    assert leakage["sources_in_more_than_one_split"] == 0 and leakage["identical_images_across_splits"] == 0
+    assert leakage["sources_in_more_than_one_split"] == 1 and leakage["identical_images_across_splits"] == 0
+    stats, leakage = split_summary(m.iloc[:0])
+    assert stats == {"train_images": 0, "val_images": 0, "test_images": 0, "excluded_images": 0, "groups": 0,
+                     "largest_group": 0, "val_share_min_class": 0.0, "val_share_max_class": 0.0}
