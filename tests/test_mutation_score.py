@@ -29,11 +29,11 @@ def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(t
     assert proc.returncode == 0, proc.stderr
     rows = {r["module"]: r for r in json.loads((tmp_path / "m.json").read_text())["modules"]}
     split = rows["split"]
-    assert (split["mutants"], split["killed"], split["survived"], split["no_tests"], split["other"]) == (8, 4, 2, 1, 1)
-    assert split["equivalent"] == 1 and split["score"] == 0.5 and split["score_without_equivalent"] == 4 / 7
+    assert (split["mutants"], split["not_checked"], split["killed"], split["survived"], split["no_tests"], split["other"]) == (8, 1, 4, 2, 1, 0)
+    assert split["equivalent"] == 1 and split["score"] == 4 / 7 and split["score_without_equivalent"] == 4 / 6
     assert rows["atomic"]["score"] == 1.0
     text = out.read_text()
-    assert "| split | 8 | 4 | 2 | 1 | 1 | 1 | 50.0% | 57.1% |" in text
+    assert "| split | 8 | 1 | 4 | 2 | 1 | 0 | 1 | 57.1% | 66.7% |" in text
     assert "`imgclf.split.x_by_source__mutmut_4`: a keyword nobody reads" in text
     assert "`imgclf.split.x_by_source__mutmut_5` (survived)" in text       # not explained: listed as open
     assert "`imgclf.split.x_by_source__mutmut_6` (no tests)" in text
