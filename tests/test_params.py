@@ -136,7 +136,7 @@ def test_unknown_section_is_rejected():
         parse_params(raw)
 
 
-def test_check_cli_exit_codes(tmp_path, capsys):
+def test_check_exit_codes_and_messages(tmp_path, capsys):
     from imgclf.params import main
 
     bad = tmp_path / "params.yaml"
