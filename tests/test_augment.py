@@ -91,7 +91,7 @@ def test_train_copies_of_test_images_are_excluded_and_never_reach_training():
     assert (out.manifest["split"] == "test").sum() == 10
 
 
-def test_two_processes_write_the_same_bytes_as_one(split_set, tmp_path):
+def test_two_processes_write_the_same_bytes_as_one_and_report_their_memory(split_set, tmp_path):
     """Variants depend only on (seed, source, k), so spreading them over processes (small tasks, so
     both really work) must give the one-process file byte for byte, and the same manifest."""
     from imgclf.augment import augment_into, output_rows
