@@ -73,7 +73,15 @@ def project(tmp_path) -> Path:
     return repo
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """A process started in the background by a shell without job control (`make test &`, some CI
+    runners) inherits SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt:
+    give the tuner the terminal's default, which is what a user's Ctrl-C meets."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def tune(project: Path, *args, env: dict | None = None, **popen) -> subprocess.Popen:
+    popen.setdefault("preexec_fn", _sigint_as_in_a_terminal)
     return subprocess.Popen([sys.executable, "-m", "imgclf.tune", "--space", "space.yaml", "--out", "report", *args],
                             cwd=project, env={**pipeline_env(), **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **popen)
