@@ -213,8 +213,7 @@ def test_an_interrupted_tuner_resumes_without_losing_or_double_counting(project,
     finish(tune(project, "--trials", "1"))                              # trial 0 finished
     sleep, started = tmp_path / "sleep", tmp_path / "started"
     # Ctrl-C must stop the running trial, not wait for it: that trial would sleep 10 minutes, longer
-    # than the tuner is given to exit (generous, for a loaded 2-core CI machine: 60 s was too short
-    # once). kill -9 leaves the trial orphaned, so it sleeps only a minute.
+    # than the 240 s the tuner is given to exit. kill -9 leaves the trial orphaned: it sleeps a minute.
     sleep.write_text("600" if how == "ctrl-c" else "60")
     env = {"SLEEP_FILE": str(sleep), "STARTED_FILE": str(started)}
     proc = tune(project, "--trials", "3", env=env, start_new_session=(how == "kill -9"))
