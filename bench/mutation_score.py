@@ -107,8 +107,8 @@ def main() -> None:
     unknown = sorted(set(equivalent) - set(results))
     if unknown:
         print(f"note: {len(unknown)} mutants in {args.equivalent} no longer exist (code changed): {unknown[:5]}")
-    rows = score_table(results, equivalent or {})
-    write_text(args.out, render(rows, results, equivalent or {}, record))
+    rows = score_table(results, equivalent)
+    write_text(args.out, render(rows, results, equivalent, record))
     write_json(args.json, {"ran_with": record, "modules": rows})
     total_killed = sum(r["killed"] for r in rows)
     checked = len(results) - sum(r["not_checked"] for r in rows)
