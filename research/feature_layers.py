@@ -1,10 +1,11 @@
 """Which MobileNet-0.25 feature map makes the best head? The evidence behind bottleneck.layer/grid.
 
-    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python research/feature_layers.py [--configs output:1 conv_pw_5_relu:6 ...]
+    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python research/feature_layers.py [--configs output:1 conv_pw_5_relu:6 conv_pw_5_relu:8:128 ...]
 
 Needs `dvc repro` to have run the split stage (reads data/split). Trains the head of params.yaml
 (train.head) on the features of the train sources (no augmented variants, to keep it quick),
-early-stopped on val, scored on the official test set. One row per layer:grid, written to
+early-stopped on val, scored on the official test set. One row per layer:grid[:image_size] (the
+image size the backbone sees, params.yaml's bottleneck.image_size when left out), written to
 bench/out/feature_layers.json and printed as a Markdown table.
 """
 
@@ -35,7 +36,7 @@ def features(extractor, images: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="layer:grid; layer 'output' = the last")
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="layer:grid[:image_size]; layer 'output' = the last")
     args = parser.parse_args()
 
     from imgclf.backbones import extractor_for
@@ -52,25 +53,27 @@ def main() -> None:
     tr, va, te = (split == "train"), (split == "val"), (split == "test")
     rows = []
     for config in args.configs:
-        layer, grid = config.split(":")
-        ex = extractor_for(p.model_copy(update={"layer": None if layer == "output" else layer, "grid": int(grid)}))
+        layer, grid, *size = config.split(":")
+        image_size = int(size[0]) if size else p.image_size
+        ex = extractor_for(p.model_copy(update={"layer": None if layer == "output" else layer, "grid": int(grid),
+                                                "image_size": image_size}))
         start = time.perf_counter()
         x = features(ex, data.images)
         seconds_features = time.perf_counter() - start
         model, summary = train_head(x[tr], y[tr], x[va], y[va], len(data.class_names()),
                                     HeadConfig(seed=params.train.seed, **h.model_dump()), verbose=0)
         acc = float((model.predict(x[te], batch_size=1024, verbose=0).argmax(1) == y[te]).mean())
-        rows.append({"layer": layer, "grid": int(grid), "dim": ex.dim, "val_accuracy": summary["best_val_accuracy"],
+        rows.append({"layer": layer, "grid": int(grid), "image_size": image_size, "dim": ex.dim, "val_accuracy": summary["best_val_accuracy"],
                      "test_accuracy": round(acc, 4), "feature_seconds": round(seconds_features, 1),
                      "train_seconds": summary["train_seconds"]})
         print(json.dumps(rows[-1]), flush=True)
     out = Path("bench/out/feature_layers.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
-    print("| layer | grid | dims | val accuracy | test accuracy | features (s) | head training (s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| layer | grid | image size | dims | val accuracy | test accuracy | features (s) | head training (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['layer']} | {r['grid']} | {r['dim']} | {r['val_accuracy']:.4f} | {r['test_accuracy']:.4f} | "
+        print(f"| {r['layer']} | {r['grid']} | {r['image_size']} | {r['dim']} | {r['val_accuracy']:.4f} | {r['test_accuracy']:.4f} | "
               f"{r['feature_seconds']} | {r['train_seconds']} |")
 
 
