@@ -1,6 +1,6 @@
 """Which MobileNet-0.25 feature map makes the best head? The evidence behind bottleneck.layer/grid.
 
-    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python research/feature_layers.py [--configs output:1 conv_pw_5_relu:6 conv_pw_5_relu:8:128 ...]
+    KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python research/feature_layers.py [--configs output:1 conv_pw_5_relu:6 conv_pw_5_relu:7:112 ...]
 
 Needs `dvc repro` to have run the split stage (reads data/split). Trains the head of params.yaml
 (train.head) on the features of the train sources (no augmented variants, to keep it quick),
@@ -51,12 +51,15 @@ def main() -> None:
     data = load_set("data/split", lazy=True)
     split, y = data.manifest["split"].to_numpy(), data.manifest["label"].to_numpy()
     tr, va, te = (split == "train"), (split == "val"), (split == "test")
-    rows = []
+    recipes = []  # through the params schema, so a bad size or grid fails before the first config runs
     for config in args.configs:
         layer, grid, *size = config.split(":")
-        image_size = int(size[0]) if size else p.image_size
-        ex = extractor_for(p.model_copy(update={"layer": None if layer == "output" else layer, "grid": int(grid),
-                                                "image_size": image_size}))
+        recipes.append(type(p).model_validate({**p.model_dump(), "layer": None if layer == "output" else layer,
+                                               "grid": int(grid), "image_size": int(size[0]) if size else p.image_size}))
+    rows = []
+    for config, recipe in zip(args.configs, recipes):
+        layer, grid, image_size = config.split(":")[0], recipe.grid, recipe.image_size
+        ex = extractor_for(recipe)
         start = time.perf_counter()
         x = features(ex, data.images)
         seconds_features = time.perf_counter() - start
