@@ -21,7 +21,7 @@ def main(params):
     workers = default_workers()
     with npy_row_writer(dest, shape, data.images.dtype) as out:
         manifest, summary = augment_into(data, out, p.multiplier, p.seed, [a.model_dump() for a in p.augmenters],
-                                         workers=workers)
+                                         mirror=p.mirror, workers=workers)
     write_csv(paths.AUGMENTED / MANIFEST, manifest)
     seconds = summary.pop("seconds")
     machine = {"augment_seconds": seconds, "augment_workers": workers,

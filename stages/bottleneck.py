@@ -5,7 +5,7 @@ import numpy as np
 from imgclf import paths, stage
 from imgclf.atomic import require_space, save_npy, write_json
 from imgclf.backbones import extractor_for
-from imgclf.bottleneck import compute_features, project_root
+from imgclf.bottleneck import compute_features, store_path
 from imgclf.feature_store import FeatureStore
 from imgclf.manifest import load_set
 from imgclf.npy_rows import npy_row_writer
@@ -22,17 +22,17 @@ def main(params):
         print(f"bottleneck: skipped for {len(data.images)} images: train.model is cnn, which reads the images")
         return
     extractor = extractor_for(p)
-    store_path = project_root() / p.cache_dir / "features.sqlite"
+    store = store_path(p.cache_dir)
     shape = (len(data.images), extractor.dim)
     require_space(paths.FEATURES, shape[0] * shape[1] * 4, "the bottleneck features")
-    with FeatureStore(store_path) as store, npy_row_writer(paths.FEATURES, shape, np.float32) as out:
-        _, report = compute_features(data.images, extractor, store, out=out)
+    with FeatureStore(store) as opened, npy_row_writer(paths.FEATURES, shape, np.float32) as out:
+        _, report = compute_features(data.images, extractor, opened, out=out)
     figures = report.as_metrics()
     # What the vectors are is the change's; how many the local store already held is the machine's.
     write_json(paths.METRICS / "bottleneck.json",
                {k: figures.pop(k) for k in ("namespace", "images", "unique_images", "corrupt")})
     print(report.line())
-    print(f"bottleneck: store {store_path}")
+    print(f"bottleneck: store {store}")
     return figures
 
 

@@ -190,3 +190,26 @@ def test_the_summary_and_ids_a_reviewer_reads(split_set):
     variants = two.manifest[two.manifest.variant == 1]
     assert (variants["id"] == variants["parent_id"] + "#v1").all()
     assert list(two.manifest.index) == list(range(len(two.manifest)))     # one clean row numbering
+
+
+def test_mirror_makes_variant_1_the_exact_mirror_and_leaves_the_others_alone(split_set):
+    """augment.mirror: variant 1 of every source is its left-right mirror (not a coin flip), the
+    random variants 2.. are byte-identical to those made without it, and val/test stay untouched."""
+    from imgclf.augment import augment_set
+
+    plain, _ = augment_set(split_set, 3, 5, AUGMENTERS, show_progress=False)
+    mirrored, summary = augment_set(split_set, 3, 5, AUGMENTERS, mirror=True, show_progress=False)
+    m = mirrored.manifest
+    assert m[["id", "split", "variant"]].equals(plain.manifest[["id", "split", "variant"]])
+    by_id = dict(zip(m["id"], range(len(m))))
+    ones = m[m["variant"] == 1]
+    assert len(ones) == summary["train_sources"] > 0
+    for row, parent in zip(ones.index, ones["parent_id"]):
+        np.testing.assert_array_equal(mirrored.images[row], mirrored.images[by_id[parent]][:, ::-1])
+    others = (m["variant"] != 1).to_numpy()
+    np.testing.assert_array_equal(mirrored.images[others], plain.images[others])
+    assert (m.loc[m["variant"] == 1, "sha256"] != plain.manifest.loc[m["variant"] == 1, "sha256"]).any()
+    # A symmetric source's mirror is itself: counted as such, like any other unchanged variant.
+    symmetric = ((mirrored.images[ones.index] == plain.images[[by_id[p] for p in ones["parent_id"]]])
+                 .reshape(len(ones), -1).all(1).sum())
+    assert summary["variants_identical_to_original"] >= symmetric

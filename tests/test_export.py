@@ -102,3 +102,25 @@ def test_a_caffe_backbone_with_area_resizing_is_served_as_the_pipeline_computes_
     assert pipeline.std() > 0.01                       # the features carry a signal the head reads
     served = build_exported_model(extractor, head, images.shape[1:]).predict(images, verbose=0)
     np.testing.assert_allclose(served, pipeline, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"no MobileNet weights at {WEIGHTS} (set KERAS_HOME)")
+def test_flip_tta_exports_the_mean_of_the_image_and_its_mirror():
+    """train.head.flip_tta: what the evaluate stage scores (the head on the image's features and on
+    its mirror image's, averaged) is what the exported model serves; a mirror-dependent head proves
+    the second view is the mirror, not the image again."""
+    from imgclf.backbones import extractor_for
+    from imgclf.export import build_exported_model
+    from imgclf.head import HeadConfig, build_head
+
+    params = load_params(REPO / "params.yaml")
+    assert params.train.head.flip_tta and params.augment.mirror
+    extractor = extractor_for(params.bottleneck)
+    images, _ = synthetic_images(32, 8)
+    images[:, :, :14] //= 4                                   # left half darker: the mirror differs
+    features, mirrored = extractor(images), extractor(np.ascontiguousarray(images[:, :, ::-1]))
+    head = build_head(features, 10, HeadConfig(seed=0, **params.train.head.model_dump()))
+    one, other = head.predict(features, verbose=0), head.predict(mirrored, verbose=0)
+    assert np.abs(one - other).max() > 1e-3
+    served = build_exported_model(extractor, head, images.shape[1:], flip_tta=True).predict(images, verbose=0)
+    np.testing.assert_allclose(served, (one + other) / 2, rtol=1e-3, atol=1e-5)

@@ -51,3 +51,17 @@ def test_every_benchmark_and_analysis_records_what_it_ran_with():
                if not any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "ran_with"
                           for n in ast.walk(ast.parse(s.read_text())))]
     assert not missing, f"scripts that do not call imgclf.provenance.ran_with: {missing}"
+
+
+def test_cpu_kind_names_bfloat16_and_amx_apart(tmp_path):
+    """Three kinds this project has run on: AVX-512 alone (bfloat16 emulated), AMD Zen 4
+    (AVX512-BF16, no AMX) and Intel Sapphire/Emerald Rapids with both exposed."""
+    def kind(flags: str) -> str:
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: fpu sse4_2 avx2 {flags}\n")
+        return cpu_kind(info)
+
+    assert kind("avx512f avx512bw") == "no AVX512-BF16"
+    assert kind("avx512f avx512_bf16") == "AVX512-BF16, no AMX"
+    assert kind("avx512f avx512_bf16 amx_bf16 amx_tile amx_int8") == "AVX512-BF16+AMX"
+    assert cpu_kind(tmp_path / "missing") not in {"no AVX512-BF16", "AVX512-BF16, no AMX", "AVX512-BF16+AMX"}

@@ -26,6 +26,13 @@ def test_table_rows_carry_the_exact_arguments_and_metrics():
             "0.8000 | 1400.0 |") in lines[3]
 
 
+def test_the_head_recipe_names_its_mirror_variant_and_flip_tta():
+    mirrored = {"augment": {"multiplier": 2, "mirror": True}, "train": {"model": "head", "head": {"flip_tta": True}}}
+    assert results_table.augmentation(results_table._flat(mirrored)) == "offline x2 (mirror first), flip TTA"
+    plain = {"augment": {"multiplier": 1, "mirror": True}, "train": {"model": "head", "head": {"flip_tta": False}}}
+    assert results_table.augmentation(results_table._flat(plain)) == "offline x1"
+
+
 def test_rows_of_experiments_this_clone_lacks_are_kept_and_the_old_baseline_is_replaced():
     header = "| experiment | commit | model |\n|---|---|---|"
     old = "\n".join([header, "| baseline (HEAD) | 1111111 | head |", "| cnn-old | 2222222 | cnn |",

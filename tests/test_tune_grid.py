@@ -22,6 +22,7 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
         params["download"].update(sources=[str(tmp_path / "mirror")], files=checksums)
         params["split"]["audit_recall_pairs"] = 50
         params["augment"]["multiplier"] = MULTIPLIER
+        params["augment"]["mirror"] = False           # random variants: a new augment seed makes new ones
         params["bottleneck"]["batch_size"] = 64
         params["train"]["head"].update(epochs=5, patience=2, hidden_units=[32])
 

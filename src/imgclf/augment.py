@@ -5,6 +5,10 @@ from a hash of (seed, s, k) right before augmenting that one image, so a variant
 on (seed, s, k) and the augmenter list: not on the multiplier, the batch or the order. Raising
 the multiplier from 2 to 4 keeps the existing variants byte-identical, which is what lets the
 bottleneck cache serve them.
+
+With `mirror`, variant 1 is the exact left-right mirror image instead of a random one: the one
+variant that helps a head on frozen features (it can then average an image's prediction with its
+mirror's; docs/results.md), and a random Fliplr would mirror only half the sources.
 """
 
 from __future__ import annotations
@@ -58,9 +62,12 @@ _worker_augmenter: dict[str, Any] = {}
 
 
 def make_variants(specs: list[dict], seed: int, k: int, ids: list[str],
-                  images: np.ndarray) -> tuple[np.ndarray, list[str], int]:
+                  images: np.ndarray, mirror: bool = False) -> tuple[np.ndarray, list[str], int]:
     """Variant k of each image, their content hashes and this process's peak RSS (MiB): one task
     of a worker process (its augmenter is built once per process and reused)."""
+    if mirror and k == 1:
+        out = np.ascontiguousarray(images[:, :, ::-1])         # width is axis 2 of (N, H, W[, C])
+        return out, [image_sha256(img) for img in out], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     key = repr(specs)
     if key not in _worker_augmenter:
         _worker_augmenter.clear()
@@ -78,7 +85,7 @@ def output_rows(manifest: pd.DataFrame, multiplier: int) -> int:
     return int(split.isin(["train", "val", "test"]).sum() + (split == "train").sum() * (multiplier - 1))
 
 
-def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[dict], *,
+def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[dict], *, mirror: bool = False,
                  workers: int = 1, task_rows: int | None = None, show_progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """Train rows x multiplier (original + variants), val and test rows once, excluded dropped,
     written into `out` (an array or a RowWriter of output_rows rows) a chunk at a time.
@@ -106,7 +113,7 @@ def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[di
     rows = m.iloc[base_idx].assign(parent_id=lambda f: f["id"], variant=0)
 
     ids = m["id"].to_numpy()
-    tasks = ((specs, seed, k, ids[idx].tolist(), np.asarray(data.images[idx]))
+    tasks = ((specs, seed, k, ids[idx].tolist(), np.asarray(data.images[idx]), mirror)
              for k in range(1, multiplier) for idx in np.array_split(train_idx, max(1, -(-len(train_idx) // per_task))))
     hashes: list[str] = []
     pos, worker_peak = len(base_idx), 0
@@ -139,10 +146,10 @@ def augment_into(data: ImageSet, out, multiplier: int, seed: int, specs: list[di
     return manifest, summary
 
 
-def augment_set(data: ImageSet, multiplier: int, seed: int, specs: list[dict], *,
+def augment_set(data: ImageSet, multiplier: int, seed: int, specs: list[dict], *, mirror: bool = False,
                 workers: int = 1, show_progress: bool = True) -> tuple[ImageSet, dict]:
     """augment_into an array in memory: for small sets and tests."""
     images = np.empty((output_rows(data.manifest, multiplier), *data.images.shape[1:]), dtype=data.images.dtype)
-    manifest, summary = augment_into(data, images, multiplier, seed, specs, workers=workers,
+    manifest, summary = augment_into(data, images, multiplier, seed, specs, mirror=mirror, workers=workers,
                                      show_progress=show_progress)
     return ImageSet(images, manifest), summary

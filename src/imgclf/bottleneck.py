@@ -56,6 +56,12 @@ def project_root(cwd: Path | None = None) -> Path:
     return cwd
 
 
+def store_path(cache_dir: str | Path) -> Path:
+    """The feature store's file: bottleneck.cache_dir under the project root, for every stage and
+    experiment workspace alike."""
+    return project_root() / cache_dir / "features.sqlite"
+
+
 class _RowBuffer:
     """Vectors gathered for their rows and written a few thousand at a time: one indexed write per
     vector costs more in NumPy calls than the write itself when `out` is a file."""

@@ -22,6 +22,7 @@ import numpy as np
 from imgclf.cpu import native_bfloat16
 from imgclf.params import CnnParams
 from imgclf.training import fit, make_deterministic
+from imgclf.views import mirror
 
 
 class CnnConfig(CnnParams):
@@ -67,18 +68,6 @@ def build_trunk(shape: tuple[int, int, int], n_classes: int, cfg: CnnConfig):
     # Probabilities in float32 even under mixed precision: the loss needs the low ones exact.
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="cnn_trunk")
-
-
-def mirror(x, width: int):
-    """Left-right flip as a fixed 0/1 matrix on the width axis: exact in float32, and a plain
-    Dense layer, so the saved model loads in Keras' safe mode (a Lambda would not)."""
-    from keras import layers
-
-    to_last = layers.Permute((1, 3, 2), name="width_last")(x)
-    flip = layers.Dense(width, use_bias=False, trainable=False, name="mirror")
-    flipped = flip(to_last)
-    flip.set_weights([np.eye(width, dtype="float32")[::-1].copy()])
-    return layers.Permute((1, 3, 2), name="width_back")(flipped)
 
 
 def shifted(x, dy: int, dx: int, name: str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from imgclf.backbones import BACKBONES
+from imgclf.views import mirror
 
 _RESIZE = {"linear": "bilinear", "area": "area"}
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -36,28 +37,40 @@ def _preprocess_layers(mode: str):
     return []
 
 
-def build_exported_model(extractor, head, raw_shape: tuple[int, ...]):
-    """raw_shape: one raw image's shape, (H, W) for grey or (H, W, 3) for colour."""
+def build_exported_model(extractor, head, raw_shape: tuple[int, ...], *, flip_tta: bool = False):
+    """raw_shape: one raw image's shape, (H, W) for grey or (H, W, 3) for colour. flip_tta: the
+    output is the mean of the head's probabilities for the image and for its mirror image, the
+    classifier the evaluate stage scores (backbone and head shared by both views)."""
     import keras
 
     inputs = keras.Input(shape=raw_shape, dtype="uint8", name="image")
     x = keras.layers.Rescaling(1.0, name="to_float")(inputs)
     if len(raw_shape) == 2:
         x = keras.layers.Reshape((*raw_shape, 1), name="add_channel")(x)
-    if x.shape[-1] == 1:
-        x = keras.layers.Concatenate(name="grey_to_rgb")([x, x, x])
+    grey = x.shape[-1] == 1
+    to_rgb = keras.layers.Concatenate(name="grey_to_rgb")
     size = extractor.image_size
-    x = keras.layers.Resizing(size, size, interpolation=_RESIZE[extractor.resize], name="resize")(x)
+    resize = keras.layers.Resizing(size, size, interpolation=_RESIZE[extractor.resize], name="resize")
     layers = _preprocess_layers(BACKBONES[extractor.backbone].mode)
     pending_weights = []
+    steps = []
     for item in layers:
         if isinstance(item, tuple):
-            pending_weights.append((prev, item))
-            continue
-        x = item(x)
-        prev = item
-    x = extractor.model(x)
-    outputs = head(x)
+            pending_weights.append((steps[-1], item))
+        else:
+            steps.append(item)
+
+    def classify(view):
+        view = to_rgb([view, view, view]) if grey else view
+        view = resize(view)
+        for step in steps:
+            view = step(view)
+        return head(extractor.model(view))
+
+    if flip_tta:
+        outputs = keras.layers.Average(name="flip_tta")([classify(x), classify(mirror(x, raw_shape[1]))])
+    else:
+        outputs = classify(x)
     model = keras.Model(inputs, outputs, name="classifier")
     for layer, (kernel, bias) in pending_weights:
         layer.set_weights([kernel, bias])

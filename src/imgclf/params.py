@@ -135,7 +135,9 @@ class AugmenterSpec(_Strict):
 
 class AugmentParams(_Strict):
     multiplier: int = Field(
-        1, ge=1, le=64, description="Each train source appears this many times: the original plus multiplier-1 variants.")
+        2, ge=1, le=64, description="Each train source appears this many times: the original plus multiplier-1 variants.")
+    mirror: bool = Field(True, description="Variant 1 is the exact left-right mirror image; variants 2.. come from the "
+                                          "augmenters (with false, all of them do).")
     seed: int = Field(42, ge=0, description="Variant k of source s depends only on (seed, s, k) and the augmenter list.")
     augmenters: list[AugmenterSpec] = Field(
         default_factory=lambda: [
@@ -188,6 +190,8 @@ class HeadParams(_Strict):
     batch_size: int = Field(256, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(60, ge=1, le=10000, description="Upper bound on epochs; early stopping usually ends sooner.")
     patience: int = Field(6, ge=1, le=1000, description="Epochs without val-loss improvement before stopping (best weights restored).")
+    flip_tta: bool = Field(True, description="Predict each val/test image as the mean of the head on it and on its mirror "
+                                            "image (pays off when the head trained on mirrors: augment.mirror).")
 
     @field_validator("hidden_units")
     @classmethod

@@ -47,7 +47,11 @@ def _fmt(v) -> str:
 
 def augmentation(params: dict) -> str:
     """Offline (the augment stage's multiplier) plus what the CNN adds in training and prediction."""
-    parts = [f"offline x{params.get('augment.multiplier')}"]
+    multiplier = params.get("augment.multiplier")
+    mirrored = params.get("augment.mirror") and multiplier and multiplier > 1
+    parts = [f"offline x{multiplier}" + (" (mirror first)" if mirrored else "")]
+    if params.get("train.model") != "cnn" and params.get("train.head.flip_tta"):
+        parts.append("flip TTA")
     if params.get("train.model") == "cnn":
         online = ["flip" if params.get("train.cnn.online_flip") else "",
                   f"shift ±{params['train.cnn.online_shift_px']} px" if params.get("train.cnn.online_shift_px") else ""]
