@@ -53,7 +53,7 @@ def test_the_augment_stage_refuses_a_multiplier_that_would_fill_the_disk(tmp_pat
     x, y = synthetic_images(100, 0)
     save_set("data/split", assign_splits(image_set(x, y, ["train"] * 80 + ["test"] * 20), val_fraction=0.2, seed=0))
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text().replace(
-        "  multiplier: 1 ", "  multiplier: 50 "))
+        "  multiplier: 2 ", "  multiplier: 50 "))
     params = load_params(tmp_path / "params.yaml")
     assert params.augment.multiplier == 50
     _free(monkeypatch, 3_000_000)                 # 65 x 50 + 35 images of 784 bytes, twice: 5.2 MB
