@@ -217,11 +217,11 @@ def main() -> None:
     for m in args.multipliers:
         tag = f"m{m}"
         print(tag, flush=True)
-        project = make_project(args.work / tag, base_params(args.epochs, args.work / tag, args.limit))
+        params = base_params(args.epochs, args.work / tag, args.limit)
+        params["augment"]["multiplier"] = m
+        project = make_project(args.work / tag, params)
         (project / "data").mkdir()
         (project / "data/split").symlink_to(split_project / "data/split")
-        project.joinpath("params.yaml").write_text(
-            project.joinpath("params.yaml").read_text().replace("  multiplier: 1\n", f"  multiplier: {m}\n"))
         rows += measure(project, tag)
         for heavy in ("data/augmented", "data/features", ".cache/bottlenecks", "models"):
             shutil.rmtree(project / heavy, ignore_errors=True)

@@ -8,26 +8,40 @@ from pathlib import Path
 import numpy as np
 
 from imgclf import fashion_mnist, image_folder, paths, stage
-from imgclf.atomic import write_json
+from imgclf.atomic import require_space, write_json
 from imgclf.audit import own_variant_recall, probe_variants
-from imgclf.manifest import DataError, save_set
+from imgclf.image_folder import image_shape
+from imgclf.manifest import IMAGES, DataError, ImageSet, save_set
 from imgclf.near_duplicates import AuditConfig, Pairs, near_duplicates
+from imgclf.npy_rows import NpyRows, npy_row_writer
 from imgclf.previews import near_duplicate_preview, save_png, split_preview
 from imgclf.split import assign_splits, near_duplicate_counts, split_summary
 
 
 def main(params):
-    p, d = params.split, params.dataset
-    if d.kind == "image_folder":
-        groups = image_folder.read_groups_csv(Path(d.groups_csv)) if d.groups_csv else None
-        data, folder = image_folder.load(paths.RAW / "images", d.image_size, d.colour, d.on_bad_image, groups)
-        data_report = folder.as_metrics()
+    d = params.dataset
+    if d.kind != "image_folder":
+        data = fashion_mnist.load(paths.RAW, d.train_limit, d.test_limit)
+        split(params, data, {"images": len(data.images), "skipped_bad_images": 0, "ignored_non_image_files": 0,
+                             "pre_split": True, "skipped": [], "ignored": []})
+        return
+    groups = image_folder.read_groups_csv(Path(d.groups_csv)) if d.groups_csv else None
+    found = image_folder.scan(paths.RAW / "images")
+    # Decoded straight into the output file and read back a chunk at a time: the stage never holds
+    # the folder's pixels, whatever its size. The file takes its name only if the whole stage succeeds.
+    shape = (len(found), *image_shape(d.image_size, d.colour))
+    require_space(paths.SPLIT / IMAGES, int(np.prod(shape, dtype=np.int64)), f"{len(found):,} decoded images")
+    with npy_row_writer(paths.SPLIT / IMAGES, shape, np.uint8) as out:
+        manifest, folder = image_folder.decode_into(found, out, d.image_size, d.colour, d.on_bad_image, groups)
+        out.keep_first(len(manifest))
         for item in folder.skipped:
             print(f"skipped: {item['path']}: {item['reason']}")
-    else:
-        data = fashion_mnist.load(paths.RAW, d.train_limit, d.test_limit)
-        data_report = {"images": len(data.images), "skipped_bad_images": 0, "ignored_non_image_files": 0,
-                       "pre_split": True, "skipped": [], "ignored": []}
+        with NpyRows(out.path) as images:
+            split(params, ImageSet(images, manifest), folder.as_metrics(), images_written=True)
+
+
+def split(params, data: ImageSet, data_report: dict, images_written: bool = False) -> None:
+    p = params.split
     n = len(data.images)
     pairs = Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
     recall, probes, search_s = None, 0, 0.0
@@ -66,7 +80,7 @@ def main(params):
         "audit_recall_own_variants": recall,
         "audit_recall_pairs": probes,
     })
-    save_set(paths.SPLIT, result)
+    save_set(paths.SPLIT, result, write_images=not images_written)
     write_json(paths.METRICS / "split.json", stats)
     write_json(paths.METRICS / "data.json", data_report)
     write_json(paths.METRICS / "leakage.json", leakage)

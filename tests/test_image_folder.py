@@ -459,3 +459,38 @@ def test_a_folder_is_decoded_into_one_array_not_held_twice(tmp_path):
     tracemalloc.stop()
     assert data.images.shape == (300, 96, 96, 3) and len(report.skipped) == 1
     assert peak < 1.3 * data.images.nbytes, f"peak {peak / data.images.nbytes:.2f}x the images"
+
+
+def _split_stage_peak_mib(project: Path, image_size: int) -> tuple[int, Path]:
+    import re
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["dataset"].update(kind="image_folder", source="unused", image_size=image_size, on_bad_image="skip")
+    params["split"].update(audit_recall_pairs=0)      # its variants are full-size images
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run([sys.executable, "-m", "stages.split"], cwd=project, capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return int(re.search(r"split: done in .* s, peak RSS (\d+) MiB", proc.stdout)[1]), project / "data" / "split"
+
+
+def test_the_split_stage_decodes_a_folder_into_its_output_file_not_into_memory(tmp_path):
+    """Users' folders are larger than memory: the stage must write the decoded pixels to
+    data/split/images.npy as it goes and read them back a chunk at a time. 300 files at 768 px RGB
+    are 531 MB of pixels, 472 MB more than at 256 px: held in memory (as before), the peak RSS grew
+    by 450 MiB; read back in chunks of about 64 MiB it grows by about 80."""
+    project = tmp_path / "project"
+    make_photo_folder(project / "data" / "raw" / "images", per_class=50, variants=2)
+    (project / "data" / "raw" / "images" / "flower" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 99)
+    small_mib, _ = _split_stage_peak_mib(project, 256)
+    large_mib, split_dir = _split_stage_peak_mib(project, 768)
+    assert large_mib - small_mib < 200, f"peak RSS {large_mib} MiB at 768 px against {small_mib} MiB at 256 px"
+    data, report = load(project / "data" / "raw" / "images", 768, "rgb", "skip")
+    assert len(report.skipped) == 1                                   # the stage's file shrank to the decoded rows
+    np.testing.assert_array_equal(np.load(split_dir / "images.npy"), data.images)
+    assert not [p.name for p in split_dir.iterdir() if p.name.startswith(".")]   # no temp file left

@@ -92,3 +92,20 @@ def test_streaming_a_file_holds_one_chunk_not_the_file(tmp_path):
     grew_mib = int(subprocess.run([sys.executable, "-c", STREAM, str(path)], capture_output=True, text=True,
                                   check=True, cwd=REPO).stdout)
     assert grew_mib < 64, f"streaming 256 MiB grew the peak RSS by {grew_mib} MiB"
+
+
+@pytest.mark.parametrize("rows, keep", [(1000, 999), (100000, 5), (12, 12), (7, 0)])
+def test_keep_first_shrinks_a_file_sized_for_more_rows(tmp_path, rows, keep):
+    """The split stage sizes its image file for every candidate file and keeps the decoded ones:
+    numpy must read the shrunk file as exactly those rows (header rewritten, data where it was)."""
+    dest = tmp_path / "images.npy"
+    a = np.random.default_rng(keep).integers(0, 255, (keep, 3, 2), dtype=np.uint8)
+    with npy_row_writer(dest, (rows, 3, 2), np.uint8) as out:
+        out[:keep] = a
+        out.keep_first(keep)
+        with NpyRows(out.path) as back:                                      # readable before the rename
+            assert back.shape == (keep, 3, 2)
+        with pytest.raises(ValueError, match=f"cannot keep {keep + 1} of {keep} rows"):
+            out.keep_first(keep + 1)
+    np.testing.assert_array_equal(np.load(dest), a)
+    assert dest.stat().st_size == NpyRows(dest).offset + keep * 6 and NpyRows(dest).offset % 64 == 0

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from imgclf.manifest import SPLITS, DataError, ImageSet
+from imgclf.progress import progress
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _NOHASH = re.compile(r"^(?P<stem>.+?)_nohash_.*$")
@@ -121,8 +122,22 @@ def _unwrap(root: Path) -> Path:
             return root
 
 
-def load(root: Path | str, size: int, colour: str, on_bad_image: str,
-         groups: dict[str, str] | None = None) -> tuple[ImageSet, FolderReport]:
+@dataclass
+class Scan:
+    """The image files of a folder, in the order their rows will have, before any is decoded."""
+    root: Path
+    candidates: list[tuple]     # (path, relative name, class index, class, its directory, official split)
+    report: FolderReport
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+
+def image_shape(size: int, colour: str) -> tuple[int, ...]:
+    return (size, size) + ((3,) if colour == "rgb" else ())
+
+
+def scan(root: Path | str) -> Scan:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a directory")
@@ -138,7 +153,7 @@ def load(root: Path | str, size: int, colour: str, on_bad_image: str,
         raise DataError(f"{root}: found {len(class_names)} class subdirectories {class_names}; a classifier "
                         f"needs at least 2 (expected <class>/<image> or train|val|test/<class>/<image>)")
     report = FolderReport(pre_split=pre_split)
-    candidates = []                     # (path, relative name, class index, class, its directory, official split)
+    candidates = []
     for official, split_root in split_roots:
         for label, cls in enumerate(class_names):
             cls_dir = split_root / cls
@@ -152,24 +167,42 @@ def load(root: Path | str, size: int, colour: str, on_bad_image: str,
                     report.ignored.append(rel)
                     continue
                 candidates.append((path, rel, label, cls, cls_dir, official))
-    # Decoded straight into one array sized for every candidate (a list of images, then np.stack,
-    # held the pixels twice). Rows left unused by skipped files are never written, so their pages
-    # are never touched and cost no memory.
-    images = np.empty((len(candidates), size, size) + ((3,) if colour == "rgb" else ()), np.uint8)
-    rows = []
-    for path, rel, label, cls, cls_dir, official in candidates:
-        try:
-            img = decode(path, size, colour)
-        except BadImage as err:
-            if on_bad_image == "fail":
-                raise BadImage(f"{err} (set dataset.on_bad_image: skip to list and skip such files)") from None
-            report.skipped.append({"path": rel, "reason": str(err).split(": ", 1)[-1]})
-            continue
-        images[len(rows)] = img
-        source = (groups or {}).get(rel) or name_group(cls, path.relative_to(cls_dir))
-        rows.append({"id": rel, "source_id": source, "label": label, "class_name": cls,
-                     "official_split": official or "pool"})
-    if not rows:
+    if not candidates:
         raise DataError(f"{root}: no readable images with extensions {sorted(EXTENSIONS)}")
+    return Scan(root, candidates, report)
+
+
+def decode_into(found: Scan, out, size: int, colour: str, on_bad_image: str,
+                groups: dict[str, str] | None = None, show_progress: bool = True) -> tuple[pd.DataFrame, FolderReport]:
+    """Decode every file of `found` into consecutive rows of `out` (an array, or a RowWriter over
+    the stage's output file, so a folder of any size is never held in memory) and return the
+    manifest of the rows written: as many as files decoded, the first rows of `out`."""
+    report, rows = found.report, []
+    with progress(total=len(found), desc="decode", unit="img", disable=not show_progress) as bar:
+        for path, rel, label, cls, cls_dir, official in found.candidates:
+            bar.update()
+            try:
+                img = decode(path, size, colour)
+            except BadImage as err:
+                if on_bad_image == "fail":
+                    raise BadImage(f"{err} (set dataset.on_bad_image: skip to list and skip such files)") from None
+                report.skipped.append({"path": rel, "reason": str(err).split(": ", 1)[-1]})
+                continue
+            out[len(rows)] = img
+            source = (groups or {}).get(rel) or name_group(cls, path.relative_to(cls_dir))
+            rows.append({"id": rel, "source_id": source, "label": label, "class_name": cls,
+                         "official_split": official or "pool"})
+    if not rows:
+        raise DataError(f"{found.root}: none of {len(found)} image files could be "
+                        f"decoded ({len(report.skipped)} skipped; see metrics/data.json)")
     report.images = len(rows)
-    return ImageSet(images[:len(rows)], pd.DataFrame(rows)), report
+    return pd.DataFrame(rows), report
+
+
+def load(root: Path | str, size: int, colour: str, on_bad_image: str,
+         groups: dict[str, str] | None = None) -> tuple[ImageSet, FolderReport]:
+    """The folder as one in-memory ImageSet (the split stage decodes into its output file instead)."""
+    found = scan(root)
+    images = np.empty((len(found), *image_shape(size, colour)), np.uint8)
+    manifest, report = decode_into(found, images, size, colour, on_bad_image, groups, show_progress=False)
+    return ImageSet(images[:len(manifest)], manifest), report

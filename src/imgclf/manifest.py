@@ -41,11 +41,14 @@ class ImageSet:
         return pairs["class_name"].tolist()
 
 
-def save_set(directory: Path | str, data: ImageSet) -> None:
+def save_set(directory: Path | str, data: ImageSet, write_images: bool = True) -> None:
+    """write_images=False: the images are already being written to directory/images.npy (the
+    split stage decodes a folder straight into it); only the manifest is written."""
     directory = Path(directory)
     if len(data.images) != len(data.manifest):
         raise DataError(f"{directory}: {len(data.images)} images but {len(data.manifest)} manifest rows")
-    save_npy(directory / IMAGES, data.images)
+    if write_images:
+        save_npy(directory / IMAGES, data.images)
     write_csv(directory / MANIFEST, data.manifest)
 
 

@@ -35,18 +35,22 @@ levels keeps only pairs that really look the same.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from imgclf.errors import ConfigError
+from imgclf.npy_rows import NpyRows, chunk_rows, npy_row_writer
 
 EXACT_MAX = 200_000        # above this many images the descriptor search uses an inverted file
 WINDOW_MAX = 200_000       # above this many images the window search (n^1.5 work) is left out
 KEY_SIZE = 64              # exact-overlap keys at native size up to this, larger images downscaled
 VERIFY_SIZE = 32           # images larger than this are compared at this size
 _VERIFY_CHUNK = 1024        # pairs compared at every alignment per step (aligned_rms)
+_BLUR_CHUNK = 4096          # images blurred per step before they go to the scratch file
 _WINDOW_CHUNK = 1024        # pairs compared at their one alignment per step (window_rms)
 _KEY_WEIGHTS_SEED = 20251124
 _TRIM = 2                  # px of each compared window left out: blur there mixes in the fill
@@ -174,7 +178,9 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 # -- 3. descriptor neighbours ----------------------------------------------------------------
 
 def copy_descriptors(images: np.ndarray, chunk: int = 8192, **kwargs) -> np.ndarray:
-    """`_copy_descriptors` in chunks (bounded memory)."""
+    """`_copy_descriptors` in chunks of at most `chunk` images and about 64 MiB of pixels (bounded
+    memory for large images too, which an NpyRows reads from disk a chunk at a time)."""
+    chunk = min(chunk, chunk_rows(int(np.prod(images.shape[1:], dtype=np.int64)) * images.dtype.itemsize))
     parts = [_copy_descriptors(images[i:i + chunk], **kwargs) for i in range(0, len(images), chunk)]
     return np.concatenate(parts) if parts else np.empty((0, 41), np.float32)
 
@@ -363,18 +369,26 @@ def window_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, probe: np.ndarr
     c = size - 2 * s
     side = 2 * s + 1
     out = np.empty(len(a), np.float32)
-    blurred = _blurred(images, 0.8)
-    centre = blurred[:, s:s + c, s:s + c]
-    for p in np.unique(probe):
-        rows = np.flatnonzero(probe == p)
-        mirrored, k = divmod(int(p), side * side)
-        dy, dx = divmod(k, side)
-        src = blurred[:, :, ::-1] if mirrored else blurred
-        for start in range(0, len(rows), _WINDOW_CHUNK):     # tens of MB of windows per step, not GBs
-            r = rows[start:start + _WINDOW_CHUNK]
-            xs = src[a[r], dy:dy + c, dx:dx + c].reshape(len(r), -1)
-            ys = centre[b[r]].reshape(len(r), -1)
-            out[r] = _gain_matched_rms(xs, ys)
+    # The blurred copies (float32, 4x the grey keys) go to a scratch file and are gathered a chunk
+    # of pairs at a time: held in memory they were the audit's largest array (1.7 GB at 100,000
+    # images); read back with pread they sit in the page cache, not in the stage's memory.
+    with tempfile.TemporaryDirectory(prefix="imgclf-blur-") as scratch:
+        path = Path(scratch) / "blurred.npy"
+        with npy_row_writer(path, images.shape, np.float32) as writer:
+            for start in range(0, len(images), _BLUR_CHUNK):
+                writer[start:start + _BLUR_CHUNK] = _blurred(images[start:start + _BLUR_CHUNK], 0.8)
+        with NpyRows(path) as blurred:
+            for p in np.unique(probe):
+                rows = np.flatnonzero(probe == p)
+                mirrored, k = divmod(int(p), side * side)
+                dy, dx = divmod(k, side)
+                for start in range(0, len(rows), _WINDOW_CHUNK):     # tens of MB of windows per step, not GBs
+                    r = rows[start:start + _WINDOW_CHUNK]
+                    src = blurred[a[r]]
+                    src = src[:, :, ::-1] if mirrored else src
+                    xs = src[:, dy:dy + c, dx:dx + c].reshape(len(r), -1)
+                    ys = blurred[b[r]][:, s:s + c, s:s + c].reshape(len(r), -1)
+                    out[r] = _gain_matched_rms(xs, ys)
     return out
 
 
@@ -434,7 +448,8 @@ def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int
                 reject_above: float | None = None) -> np.ndarray:
     """min over mirror and shifts |dy|,|dx| <= max_shift of the gain-matched RMS difference.
 
-    `images` are float32 grey (from `grey`). Both are blurred a little (JPEG blocks,
+    `images` are grey (uint8 from `grey`, or float32); they are blurred into float32 here, so the
+    caller need not hold a float32 copy of its own beside the blurred one. Both are blurred a little (JPEG blocks,
     resampling); the 2-px band at the window edge, where blur mixes in the fill, is left out;
     means are removed per window, and each image is predicted from the other by the least-squares
     gain clipped to [0.8, 1.25] (two +-10 % contrast changes, so a flat image cannot match
@@ -492,6 +507,7 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
         wa, wb = wa[close], wb[close]
     else:
         wa = wb = np.empty(0, np.int64)
+    del keyed, centre, probes          # 4 KB per image at 64 px: not held through the verification below
     desc = np.concatenate([copy_descriptors(images), copy_descriptors(queries)])
     na, nb = neighbour_pairs(desc[:n], config.neighbours, config.max_descriptor_distance, queries=desc[n:])
     a, b = np.concatenate([ea, na, wa]), np.concatenate([eb, nb, wb])
@@ -499,7 +515,7 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
     within = _unique_pairs(a[~is_query], b[~is_query])
     cross = np.unique((a[is_query] - n) << np.int64(32) | b[is_query])
     qa, qb = cross >> np.int64(32), cross & np.int64(0xFFFFFFFF)
-    small = grey(images, queries, size=VERIFY_SIZE).astype(np.float32)
+    small = grey(images, queries, size=VERIFY_SIZE)     # uint8: aligned_rms blurs into float32 itself
     shift = _scaled_shift(config.max_shift, size, VERIFY_SIZE)
     rms = aligned_rms(small, np.concatenate([within[0], qa + n]), np.concatenate([within[1], qb]), shift,
                       reject_above=1.5 * config.max_rms)

@@ -10,7 +10,9 @@ second read, without counting against the process).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import struct
 from pathlib import Path
 from typing import Iterator
 
@@ -173,8 +175,8 @@ class Selection:
 class RowWriter:
     """`writer[rows] = values` for rows in any order; each run of consecutive rows is one pwrite."""
 
-    def __init__(self, fd: int, offset: int, shape: tuple[int, ...], dtype: np.dtype):
-        self._fd, self.offset, self.shape, self.dtype = fd, offset, shape, dtype
+    def __init__(self, fd: int, offset: int, shape: tuple[int, ...], dtype: np.dtype, path: Path | None = None):
+        self._fd, self.offset, self.shape, self.dtype, self.path = fd, offset, shape, dtype, path
         self.row_shape = shape[1:]
         self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * dtype.itemsize
 
@@ -198,6 +200,24 @@ class RowWriter:
                       self.offset + first * self.row_bytes)
 
 
+    def keep_first(self, rows: int) -> None:
+        """Shrink the file to its first `rows` rows (a file sized for every candidate, some of which
+        were skipped). The header is rewritten in place, padded with spaces to its old length, so
+        the rows already written stay where they are."""
+        if not 0 <= rows <= self.shape[0]:
+            raise ValueError(f"cannot keep {rows} of {self.shape[0]} rows")
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                   "fortran_order": False, "shape": (rows, *self.row_shape)})
+        header = buf.getvalue()
+        if len(header) > self.offset:
+            raise ValueError(f"the header for {rows} rows does not fit the {self.offset} bytes reserved")
+        header = header[:8] + struct.pack("<H", self.offset - 10) + header[10:-1] + b" " * (self.offset - len(header)) + b"\n"
+        os.pwrite(self._fd, header, 0)
+        os.ftruncate(self._fd, self.offset + rows * self.row_bytes)
+        self.shape = (rows, *self.row_shape)
+
+
 @contextlib.contextmanager
 def npy_row_writer(dest: Path | str, shape: tuple[int, ...], dtype) -> Iterator[RowWriter]:
     """A .npy file of known shape filled row by row, under a temporary name that becomes `dest`
@@ -212,6 +232,6 @@ def npy_row_writer(dest: Path | str, shape: tuple[int, ...], dtype) -> Iterator[
             f.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
         fd = os.open(tmp, os.O_WRONLY)
         try:
-            yield RowWriter(fd, offset, shape, dtype)
+            yield RowWriter(fd, offset, shape, dtype, tmp)
         finally:
             os.close(fd)
