@@ -62,3 +62,29 @@ def test_the_augment_stage_refuses_a_multiplier_that_would_fill_the_disk(tmp_pat
         stages.augment.main(params)
     assert not (tmp_path / "data" / "augmented").exists() or not any((tmp_path / "data" / "augmented").iterdir())
     assert not (tmp_path / "metrics").exists()
+
+
+def test_the_split_stage_refuses_a_folder_whose_images_would_fill_the_disk(tmp_path, monkeypatch):
+    """A folder is decoded straight into data/split/images.npy: the estimate (every image file at
+    dataset.image_size) is checked before the first file is decoded."""
+    import yaml
+
+    import stages.split
+    from imgclf import image_folder
+    from tests.test_image_folder import make_photo_folder
+
+    monkeypatch.chdir(tmp_path)
+    make_photo_folder(tmp_path / "data" / "raw" / "images", per_class=10, variants=2)      # 60 files
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["dataset"].update(kind="image_folder", source="unused", image_size=100, colour="rgb")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    params = load_params(tmp_path / "params.yaml")
+    decoded = []
+    monkeypatch.setattr(image_folder, "decode", lambda *a: decoded.append(a) or pytest.fail("decoded before the check"))
+    _free(monkeypatch, 3_000_000)                 # 60 x 100 x 100 x 3 bytes, twice: 3.6 MB
+    with pytest.raises(DiskSpaceError, match=r"data/split/images\.npy: 60 decoded images need about 3\.6 MB "
+                                             r"\(1\.8 MB written, and DVC's cache copy\), but .* has 3\.0 MB free"):
+        stages.split.main(params)
+    assert decoded == []
+    assert not (tmp_path / "data" / "split").exists() or not any((tmp_path / "data" / "split").iterdir())
+    assert not (tmp_path / "metrics").exists()
