@@ -219,6 +219,7 @@ def main() -> None:
         print(tag, flush=True)
         params = base_params(args.epochs, args.work / tag, args.limit)
         params["augment"]["multiplier"] = m
+        params["train"]["head"]["flip_tta"] = m > 1      # no mirror variant to learn from at 1 (params.py refuses it)
         project = make_project(args.work / tag, params)
         (project / "data").mkdir()
         (project / "data/split").symlink_to(split_project / "data/split")

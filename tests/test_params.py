@@ -107,6 +107,7 @@ BAD = [
 @pytest.mark.parametrize("change, expected", [
     ({"dataset.kind": "image_folder"}, "dataset.source is required when dataset.kind is image_folder"),
     ({"split.val_fraction": 0.5, "split.test_fraction": 0.5}, "val_fraction + test_fraction = 1"),
+    ({"augment.multiplier": 1}, "train.head.flip_tta = true needs mirror images in training, but augment.multiplier = 1"),
 ])
 def test_cross_field_rules_name_both_fields(change, expected):
     raw = _with(*next(iter(change.items())))
@@ -206,3 +207,19 @@ def test_the_whole_error_message_names_the_file_every_bad_key_and_its_value(tmp_
     with pytest.raises(ParamsError) as err:
         load_params(tmp_path / "none.yaml")
     assert str(err.value) == f"{tmp_path / 'none.yaml'}: not found"
+
+
+def test_a_rule_across_sections_is_one_readable_line():
+    """The flip-TTA rule spans augment and train: its message names both keys, and is not buried
+    in a dump of the whole file."""
+    with pytest.raises(ParamsError) as err:
+        parse_params(_with("augment.multiplier", 1))
+    assert str(err.value).splitlines()[1:] == [
+        "  train.head.flip_tta = true needs mirror images in training, but augment.multiplier = 1 makes no "
+        "variants; set augment.multiplier >= 2 (variant 1 is the mirror with augment.mirror) or train.head.flip_tta: false"]
+    raw = _with("augment.multiplier", 1)
+    raw["train"]["head"]["flip_tta"] = False
+    assert parse_params(raw).augment.multiplier == 1
+    raw["train"]["model"] = "cnn"                # the rule is the head's, where it was measured
+    raw["train"]["head"]["flip_tta"] = True
+    assert parse_params(raw).train.model == "cnn"

@@ -254,6 +254,16 @@ class Params(_Strict):
     bottleneck: BottleneckParams = BottleneckParams()
     train: TrainParams = TrainParams()
 
+    @model_validator(mode="after")
+    def _flip_tta_needs_mirrors_in_training(self) -> "Params":
+        # A head that has never seen a mirror image reads its features by position: averaging it
+        # over mirrors lost about 6 points on Fashion-MNIST (docs/results.md), silently.
+        if self.train.model == "head" and self.train.head.flip_tta and self.augment.multiplier < 2:
+            raise ValueError("train.head.flip_tta = true needs mirror images in training, but augment.multiplier = 1 "
+                             "makes no variants; set augment.multiplier >= 2 (variant 1 is the mirror with "
+                             "augment.mirror) or train.head.flip_tta: false")
+        return self
+
 
 class ParamsError(UserError, ValueError):
     """params.yaml is missing, unreadable or breaks the schema; the message names each key."""
@@ -263,7 +273,9 @@ def _describe(err: ValidationError, path: Path) -> str:
     lines = [f"{path}: {err.error_count()} invalid parameter(s):"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
+        if not key:            # a rule across sections: its message names the keys, the whole file is no help
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (value {e['input']!r}); check the spelling against params.py")
         else:
             lines.append(f"  {key} = {e.get('input')!r}: {e['msg']}")

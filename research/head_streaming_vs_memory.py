@@ -1,0 +1,73 @@
+"""Does training the head from streamed batches (`head.row_batches`: rows read from disk, shuffled
+from (seed, epoch)) cost accuracy against Keras' in-memory path (`model.fit(x, y, shuffle=True)`
+on arrays), which it replaced to bound the train stage's memory? The same batch order gives the
+same weights (tests/test_head.py), so the question is only whether the streamed order is a worse
+draw than Keras' own: both paths are trained with several seeds on the same features, and the
+paired differences are compared with the seed-to-seed spread.
+
+Multiplier 1 as issue 22 asks: the train rows of variant 0 only (the workspace's features at the
+default augment.mirror hold the mirror as variant 1). Test accuracy is of the head alone (no flip
+TTA), on the official test set.
+
+    python research/head_streaming_vs_memory.py --seeds 42 43 44     # features of the workspace (dvc repro first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from imgclf import paths
+from imgclf.manifest import load_set
+from imgclf.npy_rows import NpyRows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    args = ap.parse_args()
+    from imgclf.head import HeadConfig, build_head, train_head
+    from imgclf.params import load_params
+    from imgclf.provenance import announce, ran_with
+    from imgclf.training import fit, make_deterministic
+    announce(ran_with(args, {"params.yaml": "train.head of the workspace"}))
+
+    head = load_params("params.yaml").train.head
+    m = load_set(paths.AUGMENTED, lazy=True).manifest
+    with NpyRows(paths.FEATURES) as rows:
+        x = np.asarray(rows[np.arange(len(m))])
+    y = m["label"].to_numpy()
+    train = ((m["split"] == "train") & (m["variant"] == 0)).to_numpy()
+    val, test = (m["split"] == "val").to_numpy(), (m["split"] == "test").to_numpy()
+    x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
+    print(f"{train.sum():,} train (variant 0), {val.sum():,} val, {test.sum():,} test rows of {x.shape[1]} features")
+    results = []
+    for seed in args.seeds:
+        cfg = HeadConfig(seed=seed, **head.model_dump())
+        scores = {}
+        for path in ("streamed", "in memory"):
+            start = time.perf_counter()
+            if path == "streamed":
+                model, summary = train_head(x_train, y_train, x_val, y_val, 10, cfg, verbose=0)
+            else:
+                make_deterministic(seed)
+                model = build_head(x_train, 10, cfg)
+                summary = fit(model, x_train, y_train, x_val, y_val, epochs=cfg.epochs,
+                              batch_size=cfg.batch_size, patience=cfg.patience, verbose=0)
+            acc = float(np.mean(np.argmax(model.predict(x[test], batch_size=1024, verbose=0), 1) == y[test]))
+            scores[path] = acc
+            print(f"seed {seed} {path:9s}: test {acc:.4f}, best val {summary['best_val_accuracy']}, "
+                  f"{summary['epochs_run']} epochs, {time.perf_counter() - start:.0f} s", flush=True)
+        results.append(scores)
+    streamed = np.array([r["streamed"] for r in results])
+    memory = np.array([r["in memory"] for r in results])
+    diff = streamed - memory
+    print(f"mean test: streamed {streamed.mean():.4f} (sd {streamed.std(ddof=1):.4f}), in memory {memory.mean():.4f} "
+          f"(sd {memory.std(ddof=1):.4f}); streamed - in memory: mean {diff.mean():+.4f}, per seed "
+          + ", ".join(f"{d:+.4f}" for d in diff))
+
+
+if __name__ == "__main__":
+    main()
