@@ -36,13 +36,13 @@ def main() -> None:
 
     head = load_params("params.yaml").train.head
     m = load_set(paths.AUGMENTED, lazy=True).manifest
-    with NpyRows(paths.FEATURES) as rows:
-        x = np.asarray(rows[np.arange(len(m))])
     y = m["label"].to_numpy()
     train = ((m["split"] == "train") & (m["variant"] == 0)).to_numpy()
     val, test = (m["split"] == "val").to_numpy(), (m["split"] == "test").to_numpy()
-    x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
-    print(f"{train.sum():,} train (variant 0), {val.sum():,} val, {test.sum():,} test rows of {x.shape[1]} features")
+    with NpyRows(paths.FEATURES) as rows:            # only the rows used, each read once
+        x_train, x_val, x_test = (np.asarray(rows[np.flatnonzero(s)]) for s in (train, val, test))
+    y_train, y_val, y_test = y[train], y[val], y[test]
+    print(f"{train.sum():,} train (variant 0), {val.sum():,} val, {test.sum():,} test rows of {x_train.shape[1]} features")
     results = []
     for seed in args.seeds:
         cfg = HeadConfig(seed=seed, **head.model_dump())
@@ -56,7 +56,7 @@ def main() -> None:
                 model = build_head(x_train, 10, cfg)
                 summary = fit(model, x_train, y_train, x_val, y_val, epochs=cfg.epochs,
                               batch_size=cfg.batch_size, patience=cfg.patience, verbose=0)
-            acc = float(np.mean(np.argmax(model.predict(x[test], batch_size=1024, verbose=0), 1) == y[test]))
+            acc = float(np.mean(np.argmax(model.predict(x_test, batch_size=1024, verbose=0), 1) == y_test))
             scores[path] = acc
             print(f"seed {seed} {path:9s}: test {acc:.4f}, best val {summary['best_val_accuracy']}, "
                   f"{summary['epochs_run']} epochs, {time.perf_counter() - start:.0f} s", flush=True)
