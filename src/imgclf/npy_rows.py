@@ -199,23 +199,25 @@ class RowWriter:
             os.pwrite(self._fd, np.ascontiguousarray(values[pos:pos + count]).tobytes(),
                       self.offset + first * self.row_bytes)
 
-
     def keep_first(self, rows: int) -> None:
         """Shrink the file to its first `rows` rows (a file sized for every candidate, some of which
         were skipped). The header is rewritten in place, padded with spaces to its old length, so
         the rows already written stay where they are."""
         if not 0 <= rows <= self.shape[0]:
             raise ValueError(f"cannot keep {rows} of {self.shape[0]} rows")
-        buf = io.BytesIO()
-        np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(self.dtype),
-                                                   "fortran_order": False, "shape": (rows, *self.row_shape)})
-        header = buf.getvalue()
-        if len(header) > self.offset:
-            raise ValueError(f"the header for {rows} rows does not fit the {self.offset} bytes reserved")
-        header = header[:8] + struct.pack("<H", self.offset - 10) + header[10:-1] + b" " * (self.offset - len(header)) + b"\n"
+        header = _header((rows, *self.row_shape), self.dtype)      # never longer: fewer rows, no more digits
+        header = (header[:8] + struct.pack("<H", self.offset - 10)
+                  + header[10:-1].ljust(self.offset - 11) + b"\n")     # padded to the old length
         os.pwrite(self._fd, header, 0)
         os.ftruncate(self._fd, self.offset + rows * self.row_bytes)
         self.shape = (rows, *self.row_shape)
+
+
+def _header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    return buf.getvalue()
 
 
 @contextlib.contextmanager
@@ -226,9 +228,7 @@ def npy_row_writer(dest: Path | str, shape: tuple[int, ...], dtype) -> Iterator[
     shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
     with atomic_path(dest, suffix=".npy") as tmp:
         with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_1_0(
-                f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
-            offset = f.tell()
+            offset = f.write(_header(shape, dtype))
             f.truncate(offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
         fd = os.open(tmp, os.O_WRONLY)
         try:
