@@ -59,3 +59,13 @@ def test_load_npy_never_unpickles_and_maps_only_when_asked(tmp_path):
     with pytest.raises(MissingInput) as err:
         load_npy(tmp_path / "none.npy")
     assert str(err.value) == f"[Errno 2] {tmp_path / 'none.npy'}: not found; run the stages before this one first (`dvc repro` does)"
+
+
+def test_write_json_is_indented_in_the_given_key_order_and_ends_with_a_newline(tmp_path):
+    """Metrics files are read in diffs: two-space indent, keys as the stage wrote them (not sorted),
+    one trailing newline, so git and `dvc metrics diff` show one changed number as one changed line."""
+    dest = tmp_path / "metrics" / "m.json"
+    dest.parent.mkdir()
+    write_json(dest, {"zeta": 1, "alpha": [0.5, "x"]})
+    assert dest.read_text() == '{\n  "zeta": 1,\n  "alpha": [\n    0.5,\n    "x"\n  ]\n}\n'
+    assert [p.name for p in dest.parent.iterdir()] == ["m.json"]       # no temp file left beside it

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imgclf.backbones import FeatureExtractor
-from imgclf.bottleneck import compute_features, project_root
+from imgclf.bottleneck import BottleneckReport, compute_features, project_root
 from imgclf.cpu import simd_fingerprint
 from imgclf.feature_store import FeatureStore
 from tests.conftest import synthetic_images
@@ -132,3 +132,17 @@ def test_bad_layer_or_grid_is_named(kwargs, words):
         FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=4, **kwargs)
     for word in words:
         assert word in str(err.value)
+
+
+def test_the_report_line_and_metrics_carry_every_count_and_round_times():
+    """The one-line summary a user reads after the stage, and the figures it records: hits and misses
+    are the cache's evidence, so each must be the field it says it is."""
+    report = BottleneckReport(namespace="ns1", images=10, unique_images=8, hits=5, misses=3, corrupt=1,
+                              seconds_computing=1.5, seconds_reading=0.25, seconds_total=2.3456)
+    assert report.line() == ("bottleneck: 10 images (8 unique), 5 cache hits, 3 misses, 1 corrupt entries "
+                             "recomputed; computed in 1.5 s (2 images/s), read in 0.2 s, total 2.3 s; namespace ns1")
+    assert report.as_metrics() == {"namespace": "ns1", "images": 10, "unique_images": 8, "hits": 5, "misses": 3,
+                                   "corrupt": 1, "seconds_computing": 1.5, "seconds_reading": 0.25,
+                                   "seconds_total": 2.35}
+    idle = BottleneckReport("ns1", 4, 4, 4, 0, 0, 0.0, 0.1, 0.1)        # all hits: no rate to divide by
+    assert "computed in 0.0 s (0 images/s)" in idle.line()

@@ -181,3 +181,18 @@ def test_a_failed_prune_leaves_the_store_as_it_was(tmp_path):
             store.prune({"c"}, {"c": {"not hex"}})                  # fails after a and b were deleted
         assert _counts(store) == {"a": 4, "b": 4, "c": 4}
         assert store.prune({"c"}) == {"namespaces": 2, "vectors": 8}   # and the store still works
+
+
+def test_summary_reports_each_namespace_dim_spec_count_and_bytes_in_creation_order(tmp_path):
+    with _filled_store(tmp_path / "s.sqlite", ("b", "a"), n=3) as store:
+        store.register("empty", 7, {"layer": "x", "grid": 2})
+        rows = store.summary()
+        assert [(r["namespace"], r["dim"], r["spec"], r["vectors"], r["bytes"]) for r in rows] == [
+            ("b", 2, {"ns": "b"}, 3, 3 * 2 * 4),          # float32: 4 bytes per value
+            ("a", 3, {"ns": "a"}, 3, 3 * 3 * 4),
+            ("empty", 7, {"grid": 2, "layer": "x"}, 0, 0),  # a namespace without vectors is listed, 0 bytes
+        ]
+        assert rows[0]["created"] <= rows[1]["created"] <= rows[2]["created"]
+        assert (store.dim("b"), store.dim("a"), store.dim("empty")) == (2, 3, 7)
+        with pytest.raises(StoreError, match="unknown namespace nope"):
+            store.dim("nope")
