@@ -229,4 +229,22 @@ def test_help_names_the_command_and_its_arguments(capsys):
     text = capsys.readouterr().out
     assert text.startswith("usage: python -m imgclf.compare [-h] base [head]\n")
     assert "Is the change real? Two revisions' test predictions compared image by image." in text.split("positional arguments")[0]
-    assert "git revision or DVC experiment name" in text and "another one (default: the workspace)" in text
+    # whole lines: a substring check passes a mangled text around the right words
+    assert re.search(r"^  base +git revision or DVC experiment name$", text, re.M), text
+    assert re.search(r"^  head +another one \(default: the workspace\)$", text, re.M), text
+    assert "McNemar" not in text                    # the description is the docstring's first paragraph only
+
+
+def test_report_numbers_are_percentage_points_and_every_changed_class_is_listed():
+    """Numbers where a 1 % slip shows (5.00 pt, not 0.22), p exactly at the "< 0.001" edge, and classes
+    with a single fixed or a single broken image: each is a change a reviewer must see."""
+    from imgclf.compare import Comparison
+
+    per_class = pd.DataFrame({"class": ["coat", "bag", "dress"], "images": [10, 10, 10],
+                              "base_accuracy": [0.8, 0.9, 1.0], "head_accuracy": [0.9, 0.8, 1.0],
+                              "fixed": [1, 0, 0], "broken": [0, 1, 0]})
+    c = Comparison("a", "b", 1000, 0.8, 0.85, 0.05, 0.03, 0.07, 0.001, 1, 1, per_class)
+    lines = report_lines(c)
+    assert lines[3].endswith("+5.00 pt, 95 % CI [+3.00, +7.00] (paired bootstrap)"), lines[3]
+    assert lines[6].endswith("  0.001"), lines[6]
+    assert [line.split()[0] for line in lines[9:-2]] == ["coat", "bag"], lines

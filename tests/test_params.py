@@ -133,8 +133,9 @@ def test_bad_value_names_key_value_and_rule(key, value, expected):
 
 def test_unknown_section_is_rejected():
     raw = dict(copy.deepcopy(BASE), augmnet={"multiplier": 2})
-    with pytest.raises(ParamsError, match="augmnet: unknown key"):
+    with pytest.raises(ParamsError, match="augmnet: unknown key") as err:
         parse_params(raw)
+    assert str(err.value).startswith("params.yaml: ")          # the file is named even when not given
 
 
 def test_check_exit_codes_and_messages(tmp_path, capsys):
@@ -155,6 +156,25 @@ def test_check_exit_codes_and_messages(tmp_path, capsys):
     res = subprocess.run([sys.executable, "-m", "imgclf.params", "--check", str(bad)], capture_output=True, text=True)
     assert res.returncode == 2 and "augment.multiplier = 0" in res.stderr
 
+
+
+def test_check_without_a_path_reads_the_projects_params_yaml_and_help_says_what_it_does(tmp_path, monkeypatch, capsys):
+    import re
+    import shutil
+
+    from imgclf.params import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    assert main(["--check"]) == 0                   # what `make check` and the README type
+    assert capsys.readouterr().out == "params.yaml: ok\n"
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m imgclf.params [-h] [--check] [path]\n\n"
+                           "Typed schema for params.yaml: every key has a type, a range and a description.\n"), text
+    assert re.search(r"^  --check +validate and exit \(the only action\)$", text, re.M), text
 
 def _defaults_that_differ(model_cls, data: dict, prefix: str = "") -> list[str]:
     from pydantic import BaseModel

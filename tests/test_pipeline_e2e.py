@@ -234,7 +234,9 @@ def test_exp_run_cnn_ensemble_is_evaluated_and_exported(repo):
     train = _json(repo / "metrics" / "train.json")
     assert (train["model"], train["ensemble"]) == ("cnn", 2)
     ev = _json(repo / "metrics" / "evaluate.json")
-    assert ev["test"]["accuracy"] > 0.5, ev
+    # 76 of 150 on AVX512-BF16 (float32 training); the run is deterministic per CPU kind, the band
+    # allows for another kind's last bits, not for a regression (chance is 0.1)
+    assert ev["test"]["accuracy"] == pytest.approx(0.5067, abs=0.05), ev
     # Nothing to measure for a CNN: the export is the trained file, and evaluate says so.
     assert ev["export"] == {"same_file_as_trained_model": True, "test_accuracy": ev["test"]["accuracy"]}
     _assert_two_different_voters(repo)

@@ -1,10 +1,11 @@
 """Split by source group: no source and no identical image on two sides; stable under growth."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imgclf.manifest import SPLITS
-from imgclf.split import SplitIntegrityError, assign_splits, check_integrity, split_summary
+from imgclf.split import SplitIntegrityError, assign_splits, check_integrity, label_conflicts, split_summary
 from tests.conftest import image_set, synthetic_images
 
 
@@ -123,3 +124,29 @@ def test_split_metrics_on_a_hand_made_manifest():
     stats, leakage = split_summary(m.iloc[:0])
     assert stats == {"train_images": 0, "val_images": 0, "test_images": 0, "excluded_images": 0, "groups": 0,
                      "largest_group": 0, "val_share_min_class": 0.0, "val_share_max_class": 0.0}
+
+
+def test_leakage_metrics_count_identical_images_across_two_splits_and_list_label_conflicts():
+    """Every leakage.json key by name on a manifest with each kind of trouble once: the same pixels in
+    val and test, a source whose two rows carry different classes, and 22 such groups to show the
+    list stops at 20 while the count does not."""
+    rows = []
+    for g in range(22):                        # groups 0..21: one source, two rows, two classes each
+        rows += [dict(id=f"s{g}-a", source_id=f"s{g}", sha256=f"{g:064x}", label=0, class_name="shirt"),
+                 dict(id=f"s{g}-b", source_id=f"s{g}", sha256=f"{g + 100:064x}", label=1, class_name="coat")]
+    rows += [dict(id="v", source_id="v", sha256="f" * 64, label=2, class_name="bag"),
+             dict(id="t", source_id="t", sha256="f" * 64, label=2, class_name="bag")]
+    m = pd.DataFrame(rows)
+    m["split"] = ["train"] * 44 + ["val", "test"]
+    m["group_id"] = list(np.repeat(np.arange(22), 2)) + [22, 23]
+    stats, leakage = split_summary(m)
+    listed = "; ".join(f"s{g}-a (shirt), s{g}-b (coat)" for g in range(20))
+    assert leakage == {"sources_in_more_than_one_split": 0, "identical_images_across_splits": 1,
+                       "excluded_train_images_grouped_with_test": 0, "duplicate_images_total": 1,
+                       "groups_with_conflicting_labels": 22, "groups_with_conflicting_labels_list": listed}
+    assert stats["val_images"] == 1 and stats["largest_group"] == 2
+    m.loc[[0, 1, 3], "split"] = "val"           # shirt 1 of 22 in val (0.04545...), coat 2 of 22
+    stats, _ = split_summary(m)
+    assert stats["val_share_min_class"] == 0.0455 and stats["val_share_max_class"] == 1.0
+    count, first = label_conflicts(m, limit=2)
+    assert count == 22 and first == [["s0-a (shirt)", "s0-b (coat)"], ["s1-a (shirt)", "s1-b (coat)"]]
