@@ -139,6 +139,25 @@ def build_cnn_in_precision(input_shape: tuple[int, ...], n_classes: int, cfg: Cn
         keras.mixed_precision.set_global_policy("float32")
 
 
+def make_optimizer(cfg: CnnConfig, learning_rate, variables: list):
+    """The optimizer of cfg for the model's trainable `variables` (the decay exemptions are among them)."""
+    import keras
+
+    # EMA: the optimizer averages the weights step by step and writes the average into the model at the
+    # end of fit; the average of the last ~1/(1-ema) steps generalises better than the last step's weights.
+    ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema > 0 else {}
+    if cfg.optimizer == "sgd":
+        # The classic recipe for batch-normed CNNs: Nesterov momentum, decay as in L2 (lr * wd per step).
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, **ema)
+    else:
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay, **ema)
+    if not cfg.decay_norm_and_bias:
+        # Batch norm undoes any scale of the kernel before it, but a decayed gamma or beta is a smaller
+        # output: decay there fights the loss instead of regularising.
+        optimizer.exclude_from_weight_decay(var_list=[v for v in variables if v.name != "kernel"])
+    return optimizer
+
+
 def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
               n_classes: int, cfg: CnnConfig, *, live_dir: Path | str | None = None, verbose: int = 2):
     """Returns (inference model, summary); the weights of the best val-loss epoch are kept."""
@@ -152,14 +171,8 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     steps = math.ceil(len(x_train) / cfg.batch_size) * cfg.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate, warmup_steps=steps // 10)
-    # EMA: the optimizer averages the weights step by step and writes the average into the model at the
-    # end of fit; the average of the last ~1/(1-ema) steps generalises better than the last step's weights.
-    ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema > 0 else {}
-    if cfg.optimizer == "sgd":
-        # The classic recipe for batch-normed CNNs: Nesterov momentum, decay as in L2 (lr * wd per step).
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, **ema)
-    else:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, **ema)
+    optimizer = make_optimizer(cfg, schedule, model.trainable_variables)
+    ema = cfg.ema > 0
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"])
