@@ -50,3 +50,17 @@ def test_rows_of_superseded_commits_go_to_the_archive():
     assert current.splitlines()[2:] == ["| baseline (HEAD) | abc1234 | 1 |", "| m4 | abc1234 | 2 |"]
     assert older.splitlines()[2:] == ["| old | 0000000 | 3 |"]
     assert older.splitlines()[:2] == header.splitlines()
+
+
+def test_queued_running_and_failed_experiments_get_no_row():
+    """Until it finishes, `dvc exp show` gives an experiment its baseline's metrics: a row then would
+    publish the baseline's numbers under the experiment's name."""
+    params = {"train": {"model": "head"}}
+    ev = {"test": {"accuracy": 0.9, "macro_f1": 0.9, "f1": {"shirt": 0.8}}}
+    head = _entry("a" * 40, params, ev, {})
+    head["experiments"] = [
+        {"executor": {"state": state}, "revs": [_entry(c * 40, {"train": {"model": "cnn"}}, ev, {}, name=state)]}
+        for state, c in (("queued", "b"), ("running", "c"), ("failed", "d"), ("success", "e"))]
+    head["experiments"].append({"revs": [_entry("f" * 40, {"train": {"model": "cnn"}}, ev, {}, name="no-executor")]})
+    rows = [line.split("|")[1].strip() for line in results_table.table([head]).splitlines()[2:]]
+    assert rows == ["baseline (HEAD)", "success", "no-executor"]

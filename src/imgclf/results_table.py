@@ -75,6 +75,10 @@ def table(entries: list[dict]) -> str:
         base_params, _ = _row(commit)
         rows = [("baseline (HEAD)", commit)] if i == 0 else []
         for exp in commit.get("experiments") or []:
+            # A queued or running experiment shows its baseline's metrics until it ends, a failed one
+            # forever: only a finished run has numbers of its own.
+            if (exp.get("executor") or {}).get("state") not in (None, "success"):
+                continue
             for rev in exp.get("revs") or []:
                 rows.append((rev.get("name") or rev["rev"][:7], rev))
         for name, entry in rows:
