@@ -1,4 +1,4 @@
-"""Does training the head from streamed batches (`head.row_batches`: rows read from disk, shuffled
+"""Does training the head from streamed batches (`training.row_batches`: rows read from disk, shuffled
 from (seed, epoch)) cost accuracy against Keras' in-memory path (`model.fit(x, y, shuffle=True)`
 on arrays), which it replaced to bound the train stage's memory? The same batch order gives the
 same weights (tests/test_head.py), so the question is only whether the streamed order is a worse

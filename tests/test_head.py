@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from imgclf.head import HeadConfig, row_batches, train_head
+from imgclf.head import HeadConfig, train_head
 from imgclf.npy_rows import NpyRows, Selection
+from imgclf.training import fit, row_batches
 
 
 def _cfg(**kw) -> HeadConfig:
@@ -48,7 +49,6 @@ def _rows_keras_trains_on(seed: int, n: int = 100, batch: int = 16, epochs: int 
     inputs = keras.Input((1,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(Record()(inputs)))
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], run_eagerly=True)
-    from imgclf.training import fit
     fit(model, row_batches(ids, np.arange(n) % 2, batch, seed=seed), None, row_batches(ids, np.arange(n) % 2, batch),
         None, epochs=epochs, batch_size=batch, patience=epochs, verbose=0)
     rows = np.concatenate(seen)

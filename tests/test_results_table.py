@@ -33,6 +33,13 @@ def test_the_head_recipe_names_its_mirror_variant_and_flip_tta():
     assert results_table.augmentation(results_table._flat(plain)) == "offline x1"
 
 
+def test_the_cnn_recipe_says_whether_its_online_flips_alternate():
+    cnn = {"augment": {"multiplier": 2}, "train": {"model": "cnn", "cnn": {"online_flip": True, "random_erasing": 0}}}
+    assert results_table.augmentation(results_table._flat(cnn)) == "offline x2, online flip"
+    cnn["train"]["cnn"]["alternating_flip"] = True
+    assert results_table.augmentation(results_table._flat(cnn)) == "offline x2, online alternating flip"
+
+
 def test_rows_of_experiments_this_clone_lacks_are_kept_and_the_old_baseline_is_replaced():
     header = "| experiment | commit | model |\n|---|---|---|"
     old = "\n".join([header, "| baseline (HEAD) | 1111111 | head |", "| cnn-old | 2222222 | cnn |",

@@ -21,7 +21,7 @@ import numpy as np
 
 from imgclf.cpu import native_bfloat16
 from imgclf.params import CnnParams
-from imgclf.training import fit, make_deterministic
+from imgclf.training import fit, make_deterministic, row_batches
 from imgclf.views import mirror
 
 
@@ -107,7 +107,7 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
     # Fresh variants every epoch, on top of the offline ones: a fixed set of copies seen a dozen
     # times gets memorised, new shifts and mirrors do not. Integer shifts (nearest), zero fill,
     # as the offline Affine does, so no blur the test images never have.
-    if cfg.online_flip:
+    if cfg.online_flip and not cfg.alternating_flip:      # alternating flips happen in the data (train_cnn)
         x = layers.RandomFlip("horizontal", seed=cfg.seed + 3, name="online_flip")(x)
     if cfg.online_shift_px > 0:
         fy, fx = cfg.online_shift_px / shape[0], cfg.online_shift_px / shape[1]
@@ -172,16 +172,23 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate, warmup_steps=steps // 10)
     optimizer = make_optimizer(cfg, schedule, model.trainable_variables)
-    ema = cfg.ema > 0
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"])
-    one_hot = lambda y: keras.utils.to_categorical(y, n_classes)  # noqa: E731
     # patience = epochs: the schedule runs to its end; the best val-loss epoch's weights are kept, or,
     # with EMA, the average (restoring an epoch's raw weights would throw the average away).
-    summary = fit(model, x_train, one_hot(y_train), x_val, one_hot(y_val), epochs=cfg.epochs,
-                  batch_size=cfg.batch_size, patience=cfg.epochs, live_dir=live_dir, verbose=verbose,
-                  keep_best=not ema)
+    fit_args = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.epochs, live_dir=live_dir,
+                    verbose=verbose, keep_best=cfg.ema == 0)
+    if cfg.alternating_flip:       # the data mirrors each image in every other epoch (training.row_batches)
+        import tensorflow as tf
+
+        def batches(x, y, **kw):
+            return row_batches(x, np.asarray(y), cfg.batch_size, **kw).map(lambda xb, yb: (xb, tf.one_hot(yb, n_classes)))
+        summary = fit(model, batches(x_train, y_train, seed=cfg.seed, alternate_mirror=True), None,
+                      batches(x_val, y_val), None, **fit_args)
+    else:
+        one_hot = lambda y: keras.utils.to_categorical(y, n_classes)  # noqa: E731
+        summary = fit(model, x_train, one_hot(y_train), x_val, one_hot(y_val), **fit_args)
     # Loss with label smoothing is not comparable across models: recompile plain for evaluation.
     inference.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     summary["parameters"] = int(inference.count_params())

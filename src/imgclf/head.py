@@ -3,13 +3,12 @@ stopping restores the weights of the best val-loss epoch."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
 
 from imgclf.params import HeadParams
-from imgclf.training import fit, make_deterministic
+from imgclf.training import fit, make_deterministic, row_batches
 
 
 class HeadConfig(HeadParams):
@@ -40,34 +39,6 @@ def build_head(x_train, n_classes: int, cfg: HeadConfig):
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None):
-    """Batches of (x rows, labels) as a tf.data pipeline, read when TensorFlow asks for them: x is
-    an array or a Selection of rows on disk, so training holds a few batches, never the whole
-    feature matrix (or Keras' copies of it). With a seed the rows are shuffled afresh every
-    epoch, from (seed, epoch) only: the same order in memory and on disk, run after run.
-
-    Why a generator that counts its own epochs, not a keras PyDataset reshuffled in on_epoch_end:
-    Keras creates the next epoch's iterator, which starts prefetching, before on_epoch_end, and it
-    reads batch 0 once more to learn the shapes; either way batches of two orders get mixed (rows
-    trained on twice in an epoch, others not at all). Each pass over this dataset starts the
-    generator once, and its epoch is fixed when it starts."""
-    import tensorflow as tf
-
-    passes = itertools.count()
-
-    def batches():
-        epoch = next(passes)
-        order = np.arange(len(y)) if seed is None else np.random.default_rng([seed, epoch]).permutation(len(y))
-        for start in range(0, len(y), batch_size):
-            rows = order[start:start + batch_size]
-            yield np.asarray(x[rows]), y[rows]
-
-    signature = (tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)), tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
-    n_batches = -(-len(y) // batch_size)         # told to Keras, which cannot count a generator
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
 
 def train_head(x_train, y_train, x_val, y_val, n_classes: int, cfg: HeadConfig, *,

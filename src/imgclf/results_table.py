@@ -53,7 +53,8 @@ def augmentation(params: dict) -> str:
     if params.get("train.model") != "cnn" and params.get("train.head.flip_tta"):
         parts.append("flip TTA")
     if params.get("train.model") == "cnn":
-        online = ["flip" if params.get("train.cnn.online_flip") else "",
+        flip = "alternating flip" if params.get("train.cnn.alternating_flip") else "flip"
+        online = [flip if params.get("train.cnn.online_flip") else "",
                   f"shift ±{params['train.cnn.online_shift_px']} px" if params.get("train.cnn.online_shift_px") else ""]
         if any(online):
             parts.append("online " + " + ".join(o for o in online if o))
