@@ -37,11 +37,13 @@ test-fast: setup
 # The fast tests' mutation score per core module (docs/mutation.md; not part of `make test`). 3,821
 # mutants: hours on 2 cores (the cheapest 1,314 took 52 minutes on an AVX2-only CPU, 13 of them the
 # first passes over the suite). Stop it at any time: mutmut keeps results in mutants/ and goes on where it stopped;
-# MUTANTS="imgclf.split.*" runs (or re-tests) a subset.
+# MUTANTS="imgclf.split.*" runs (or re-tests) a subset; MUTATION_REPORT names where its report goes, so
+# a partial run does not replace the full one.
+MUTATION_REPORT ?= docs/mutation.md
 mutation: setup
 	$(BIN)/pip install --quiet -r requirements-mutation.txt
 	$(RUN) $(BIN)/mutmut run --max-children $$(nproc) $(MUTANTS) > mutants.log 2>&1 || (tail -c 2000 mutants.log; exit 1)
-	$(RUN) $(BIN)/python bench/mutation_score.py
+	$(RUN) $(BIN)/python bench/mutation_score.py --out $(MUTATION_REPORT)
 
 # A named recipe from presets/ as a DVC experiment: make exp PRESET=cnn [ARGS="-S train.cnn.epochs=6"]
 exp: setup

@@ -52,7 +52,8 @@ def score_table(results: dict[str, str], equivalent: dict[str, str]) -> list[dic
         mine = {m: s for m, s in results.items() if module_of(m) == module}
         counts = Counter(mine.values())
         killed = sum(counts[s] for s in KILLED)
-        explained = sum(1 for m, s in mine.items() if s not in KILLED and m in equivalent)
+        # Only a checked survivor can be explained away: a listed mutant the run never reached is not checked.
+        explained = sum(1 for m, s in mine.items() if s not in KILLED | {"not checked"} and m in equivalent)
         checked = len(mine) - counts["not checked"]
         rows.append({"module": module, "mutants": len(mine), "not_checked": counts["not checked"], "killed": killed,
                      "survived": counts["survived"], "no_tests": counts["no tests"],
@@ -79,7 +80,7 @@ def render(rows: list[dict], results: dict[str, str], equivalent: dict[str, str]
         lines.append(f"| {r['module']} | {r['mutants']:,} | {r['not_checked']:,} | {r['killed']:,} | {r['survived']:,} | {r['no_tests']:,} | "
                      f"{r['other']:,} | {r['equivalent']:,} | " + (f"{r['score']:.1%} | {r['score_without_equivalent']:.1%} |"
                      if r["not_checked"] < r["mutants"] else "not run | not run |"))
-    explained = sorted(m for m, s in results.items() if s not in KILLED and m in equivalent)
+    explained = sorted(m for m, s in results.items() if s not in KILLED | {"not checked"} and m in equivalent)
     open_ = sorted(m for m, s in results.items() if s not in KILLED | {"not checked"} and m not in equivalent)
     lines += ["", f"## Survivors judged equivalent ({len(explained)})", "",
               "Reasons from `bench/mutants_equivalent.yaml`; `mutmut show NAME` prints the change.", ""]

@@ -21,7 +21,9 @@ def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(t
     _meta(tmp_path / "mutants/src/imgclf/split.py.meta",
           {f"imgclf.split.x_by_source__mutmut_{i}": code for i, code in enumerate([1, 1, 36, 0, 0, 5, None, 1], 1)})
     _meta(tmp_path / "mutants/src/imgclf/atomic.py.meta", {"imgclf.atomic.x_write_text__mutmut_1": 1})
-    (tmp_path / "eq.yaml").write_text("- reason: a keyword nobody reads\n  mutants: [imgclf.split.x_by_source__mutmut_4]\n")
+    # _7 was not reached: listed or not, it must not count as explained (a partial run scored 142 %)
+    (tmp_path / "eq.yaml").write_text("- reason: a keyword nobody reads\n"
+                                      "  mutants: [imgclf.split.x_by_source__mutmut_4, imgclf.split.x_by_source__mutmut_7]\n")
     out = tmp_path / "mutation.md"
     proc = subprocess.run([sys.executable, str(REPO / "bench/mutation_score.py"), "--mutants", str(tmp_path / "mutants"),
                            "--equivalent", str(tmp_path / "eq.yaml"), "--out", str(out), "--json", str(tmp_path / "m.json")],
@@ -37,6 +39,7 @@ def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(t
     assert "`imgclf.split.x_by_source__mutmut_4`: a keyword nobody reads" in text
     assert "`imgclf.split.x_by_source__mutmut_5` (survived)" in text       # not explained: listed as open
     assert "`imgclf.split.x_by_source__mutmut_6` (no tests)" in text
+    assert "mutmut_7" not in text
 
 
 def test_no_results_is_a_clear_error(tmp_path):

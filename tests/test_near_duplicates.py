@@ -244,3 +244,41 @@ def test_the_audit_keeps_less_per_image_than_the_images_themselves():
         tracemalloc.stop()
     per_image = (peaks[6000] - peaks[3000]) / 3000
     assert per_image < 0.8 * images[0].nbytes, f"{per_image / 1024:.1f} KB per image"
+
+
+def test_grey_converts_colour_and_averages_areas_when_it_shrinks():
+    """The audit compares small grey copies: RGB by luma weights, a 9 px image to 3 px by the mean of
+    each 3x3 block (area resampling; a bilinear resize at a third would sample single pixels)."""
+    from imgclf.near_duplicates import grey
+
+    rgb = np.zeros((2, 9, 9, 3), np.uint8)
+    rgb[0] = (200, 100, 50)                       # luma 0.299 R + 0.587 G + 0.114 B = 124.2
+    rgb[1, 0, 0] = 255                            # one white pixel in the top-left block
+    more = np.full((1, 9, 9, 3), 255, np.uint8)
+    out = grey(rgb, more, size=3)
+    assert out.dtype == np.uint8 and out.shape == (3, 3, 3)
+    assert (out[0] == 124).all()
+    expected = np.zeros((3, 3), np.uint8)
+    expected[0, 0] = 28                           # 255 / 9
+    np.testing.assert_array_equal(out[1], expected)
+    assert (out[2] == 255).all()
+    small = np.arange(2 * 9 * 9, dtype=np.uint8).reshape(2, 9, 9)
+    for size in (None, 9, 12):                    # never enlarged: grey images come back as they are
+        np.testing.assert_array_equal(grey(small, size=size), small)
+
+
+def test_blurred_keeps_flat_images_flat_and_spreads_a_point_symmetrically():
+    from imgclf.near_duplicates import _blurred
+
+    images = np.zeros((2, 11, 11), np.uint8)
+    images[0] = 100
+    images[1, 5, 5] = 255
+    out = _blurred(images, 0.8)
+    assert out.dtype == np.float32 and out.shape == images.shape
+    np.testing.assert_allclose(out[0], 100, atol=1e-3)
+    point = out[1]
+    assert point.sum() == pytest.approx(255, abs=0.01)             # a blur moves intensity, keeps its total
+    assert np.unravel_index(point.argmax(), point.shape) == (5, 5)
+    np.testing.assert_allclose(point, point.T, atol=1e-5)
+    np.testing.assert_allclose(point, point[::-1, ::-1], atol=1e-5)
+    assert 50 < point[5, 5] < 80 and point[5, 7] > 0.5               # sigma 0.8: about a quarter stays, some reaches 2 px
