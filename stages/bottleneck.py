@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from imgclf import paths, stage
+from imgclf import paths, quiet, stage
 from imgclf.atomic import require_space, save_npy, write_json
 from imgclf.backbones import extractor_for
 from imgclf.bottleneck import compute_features, store_path
@@ -21,6 +21,7 @@ def main(params):
         write_json(paths.METRICS / "bottleneck.json", {"skipped": "train.model is cnn", "images": len(data.images)})
         print(f"bottleneck: skipped for {len(data.images)} images: train.model is cnn, which reads the images")
         return
+    quiet.import_keras()       # here, not in stage.run: a CNN run skips the stage without TensorFlow
     extractor = extractor_for(p)
     store = store_path(p.cache_dir)
     shape = (len(data.images), extractor.dim)
@@ -37,4 +38,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("bottleneck", main, keras=True)
+    stage.run("bottleneck", main, augments=False)

@@ -24,4 +24,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("download", main)
+    stage.run("download", main, augments=False)

@@ -122,4 +122,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("evaluate", main, keras=True)
+    stage.run("evaluate", main, keras=True, augments=False)

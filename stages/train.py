@@ -59,4 +59,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("train", main, keras=True)
+    stage.run("train", main, keras=True, augments=False)

@@ -212,7 +212,7 @@ def test_dvc_repro_end_to_end_on_an_image_folder_archive(tmp_path):
     def edit(params):
         params["dataset"].update(kind="image_folder", source=str(archive), image_size=32, on_bad_image="skip",
                                  source_sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
-        params["split"].update(val_fraction=0.2, test_fraction=0.25)
+        params["split"].update(val_fraction=0.2, test_fraction=0.25, audit_recall_pairs=100)
         params["bottleneck"]["batch_size"] = 32
         params["train"]["head"].update(epochs=30, patience=5, hidden_units=[32])
 

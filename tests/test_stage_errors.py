@@ -72,6 +72,10 @@ def test_a_keras_stage_prints_no_tensorflow_start_up_lines(tmp_path):
      "train.head.dropout = 1.4: Input should be less than 1"),
     ("augment", lambda d: (d / "params.yaml").write_text((REPO / "params.yaml").read_text()),
      "data/split/images.npy: not found; run the stages before this one first"),
+    # The stages that use the augmenters build them before any work (the others skip imgaug).
+    *[(name, lambda d: (d / "params.yaml").write_text((REPO / "params.yaml").read_text().replace(
+        "- name: Fliplr", "- name: Flipper")), "augment.augmenters.0.name = 'Flipper': Value error, unknown augmenter")
+      for name in ("split", "augment")],
 ])
 def test_a_real_stage_entry_point_exits_2_with_one_line(tmp_path, stage_name, setup, expected):
     """`python -m stages.<name>` as DVC runs it: bad params, or an input the previous stage never
@@ -83,3 +87,41 @@ def test_a_real_stage_entry_point_exits_2_with_one_line(tmp_path, stage_name, se
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert lines[0].startswith(f"error: {stage_name}: ") and expected in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("stage_name", ["download", "bottleneck", "train", "evaluate"])
+def test_a_stage_that_never_augments_does_not_import_imgaug(tmp_path, stage_name):
+    """imgaug (with scipy.stats) costs about 2 s to import; a stage that never uses the augmenters
+    validates every other parameter without it. (A CNN run's bottleneck stage skips TensorFlow too.)"""
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["download"]["sources"] = [str(tmp_path / "nowhere")]    # download: no source has the files
+    params["train"]["model"] = "cnn"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    res = subprocess.run([sys.executable, "-X", "importtime", "-m", f"stages.{stage_name}"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+    assert res.returncode == 2, res.stderr[-2000:]             # it got past params to a missing input
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "imgclf.params" in imported and "imgaug" not in imported
+    if stage_name == "bottleneck":
+        assert "tensorflow" not in imported
+
+
+def test_without_imgaug_the_augmenters_shape_and_every_other_key_are_still_checked():
+    from imgclf.params import parse_params
+    import yaml
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["augment"]["augmenters"][0] = {"args": {"p": 0.5}}
+    raw["train"]["head"]["dropout"] = 1.4
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw, build_augmenters=False)
+    assert "augment.augmenters.0.name: Field required; the key is missing" in str(err.value)
+    assert "train.head.dropout = 1.4" in str(err.value)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["augment"]["augmenters"][0]["name"] = "Flipper"
+    assert parse_params(raw, build_augmenters=False).augment.augmenters[0].name == "Flipper"
+    with pytest.raises(ParamsError, match="unknown augmenter 'Flipper'"):
+        parse_params(raw)

@@ -23,7 +23,8 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
         params["split"]["audit_recall_pairs"] = 50
         params["augment"]["multiplier"] = MULTIPLIER
         params["augment"]["mirror"] = False           # random variants: a new augment seed makes new ones
-        params["bottleneck"]["batch_size"] = 64
+        # VGG16 cut after block 3: this test counts cache hits, not accuracy
+        params["bottleneck"].update(batch_size=64, layer="block3_pool", grid=2)
         params["train"]["head"].update(epochs=5, patience=2, hidden_units=[32])
 
     repo = make_pipeline_repo(tmp_path / "repo", edit)
@@ -35,7 +36,9 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
     sources = json.loads((repo / "metrics" / "augment.json").read_text())
 
     # New augment seeds make new variants (the bottleneck re-runs); dropout changes only the head.
-    run([dvc, "exp", "run", "--queue", "-S", "augment.seed=1,2", "-S", "train.head.dropout=0.2,0.4"], repo)
+    # Queued in this order, (0.2, 1) and (0.2, 2) run at once and both write to the store; the two
+    # trials at dropout 0.4 then find their seed's split, augment and bottleneck in the run-cache.
+    run([dvc, "exp", "run", "--queue", "-S", "train.head.dropout=0.2,0.4", "-S", "augment.seed=1,2"], repo)
     run([dvc, "queue", "start", "-j", "2"], repo)
     deadline = time.time() + 900
     while True:

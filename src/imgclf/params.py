@@ -2,6 +2,8 @@
 
 Stages validate the whole file before doing any work, so a typo or an out-of-range value
 fails in a second with a message naming the key, instead of training a wrong model for an hour.
+(imgaug builds the augmenter list in the stages that augment and in `--check`; the others skip
+its 2 s import.)
 
     python -m imgclf.params --check [params.yaml]
 """
@@ -109,13 +111,22 @@ class SplitParams(_Strict):
         return self
 
 
+def _builds_augmenters(info: ValidationInfo) -> bool:
+    """Whether to prove the augmenter list with imgaug itself. Importing imgaug costs about 2 s
+    (scipy.stats), once per stage process: the stages that never augment skip it (the stages that
+    do, split's audit probes and augment, and `--check` build every augmenter)."""
+    return (info.context or {}).get("build_augmenters", True)
+
+
 class AugmenterSpec(_Strict):
     name: str = Field(..., description="imgaug.augmenters class name, e.g. Fliplr, Affine.")
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments; YAML lists become tuples (imgaug ranges).")
 
     @field_validator("name")
     @classmethod
-    def _known(cls, name: str) -> str:
+    def _known(cls, name: str, info: ValidationInfo) -> str:
+        if not _builds_augmenters(info):
+            return name
         import imgaug.augmenters as iaa
         if not isinstance(getattr(iaa, name, None), type) or not issubclass(getattr(iaa, name), iaa.Augmenter):
             raise ValueError(f"unknown augmenter {name!r}; expected an imgaug.augmenters class such as "
@@ -123,7 +134,9 @@ class AugmenterSpec(_Strict):
         return name
 
     @model_validator(mode="after")
-    def _builds(self) -> "AugmenterSpec":
+    def _builds(self, info: ValidationInfo) -> "AugmenterSpec":
+        if not _builds_augmenters(info):
+            return self
         from imgclf.augment import build_augmenter
         try:
             build_augmenter([self.model_dump()])
@@ -256,7 +269,7 @@ class Params(_Strict):
     dataset: DatasetParams = DatasetParams()
     download: DownloadParams
     split: SplitParams = SplitParams()
-    augment: AugmentParams = AugmentParams()
+    augment: AugmentParams = Field(default_factory=AugmentParams)   # built when used, not on import
     bottleneck: BottleneckParams = BottleneckParams()
     train: TrainParams = TrainParams()
 
@@ -284,6 +297,8 @@ def _describe(err: ValidationError, path: Path) -> str:
         key = ".".join(str(p) for p in e["loc"])
         if not key:            # a rule across sections: its message names the keys, the whole file is no help
             lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "missing":  # its "input" is the enclosing section, not a value of the key
+            lines.append(f"  {key}: Field required; the key is missing")
         elif e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (value {e['input']!r}); check the spelling against params.py")
         else:
@@ -291,12 +306,13 @@ def _describe(err: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
-def parse_params(raw: Any, path: Path | str = "params.yaml") -> Params:
+def parse_params(raw: Any, path: Path | str = "params.yaml", build_augmenters: bool = True) -> Params:
+    """build_augmenters=False checks augment.augmenters' shape but not imgaug's view of them."""
     path = Path(path)
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(raw, context={"build_augmenters": build_augmenters})
     except ValidationError as err:
         raise ParamsError(_describe(err, path)) from None
 
@@ -313,9 +329,9 @@ def read_yaml(path: Path, error: type[Exception] | None = None) -> Any:
         raise error(f"{path}: not valid YAML: {err}") from None
 
 
-def load_params(path: Path | str) -> Params:
+def load_params(path: Path | str, build_augmenters: bool = True) -> Params:
     path = Path(path)
-    return parse_params(read_yaml(path), path)
+    return parse_params(read_yaml(path), path, build_augmenters)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,13 +15,15 @@ from imgclf.errors import UserError
 from imgclf.params import load_params
 
 
-def run(name: str, stage: Callable, params_path: str = "params.yaml", keras: bool = False) -> None:
+def run(name: str, stage: Callable, params_path: str = "params.yaml", keras: bool = False,
+        augments: bool = True) -> None:
     """Validate params.yaml before any work, run the stage, print a user's error as one message
-    (any other exception is a bug: its traceback stays). keras=True loads TensorFlow quietly."""
+    (any other exception is a bug: its traceback stays). keras=True loads TensorFlow quietly;
+    augments=False: the stage never uses augment.augmenters, so imgaug is not asked to build them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
     try:
-        params = load_params(params_path)
+        params = load_params(params_path, build_augmenters=augments)
         if keras:
             quiet.import_keras()
         figures = stage(params) or {}
