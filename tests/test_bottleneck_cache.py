@@ -112,6 +112,19 @@ def test_project_root_escapes_dvc_temp_experiment_workspace(tmp_path):
     assert project_root(tmp_path / "proj") == (tmp_path / "proj").resolve()
 
 
+def test_the_store_file_is_the_projects_also_from_a_queued_experiment(tmp_path, monkeypatch):
+    """A queued trial runs in a copy under .dvc/tmp/exps: its vectors must land in the project's
+    store (kept, shared by every worker), not in the copy's (deleted with it)."""
+    from imgclf.bottleneck import store_path
+
+    project = (tmp_path / "proj").resolve()
+    ws = project / ".dvc" / "tmp" / "exps" / "celery" / "tmpabc123"
+    ws.mkdir(parents=True)
+    for cwd in (project, ws):
+        monkeypatch.chdir(cwd)
+        assert store_path(".cache/bottlenecks") == project / ".cache" / "bottlenecks" / "features.sqlite"
+
+
 def test_mid_layer_grid_features_keep_a_coarse_layout():
     """conv_pw_5 of MobileNet-0.25 at 32 px is a 4x4x64 map: grid 2 gives 2*2*64 = 256 values,
     each the mean of one quadrant, so the same image mirrored left-right yields other vectors."""
