@@ -90,6 +90,9 @@ BIN = Path(__import__("sys").executable).parent
 # Random-init VGG16 keeps a usable signal at 32 px (random MobileNet features vanish to ~1e-17).
 TEST_BACKBONE = {"backbone": "VGG16", "backbone_args": {}, "weights": None, "image_size": 32,
                  "layer": None, "grid": 1}
+# The same VGG16 cut after block 3 (1.7x its speed): for tests that compare bytes or count cache
+# hits, not accuracy.
+CUT_BACKBONE = {"layer": "block3_pool", "grid": 2}
 
 
 # The head recipe the pipeline tests were measured with, fixed here so that tuning params.yaml's

@@ -19,7 +19,7 @@ import pytest
 from imgclf.atomic import save_npy, write_json
 from imgclf.download import fetch_all
 from imgclf.feature_store import FeatureStore, StoreError
-from tests.conftest import BIN, make_pipeline_repo, pipeline_env, run, write_idx_dataset
+from tests.conftest import BIN, CUT_BACKBONE, make_pipeline_repo, pipeline_env, run, write_idx_dataset
 
 
 @contextlib.contextmanager
@@ -128,8 +128,7 @@ def fault_repo(tmp_path_factory):
         params["download"].update(sources=[str(root / "mirror")], files=checksums)
         params["split"]["audit_recall_pairs"] = 50      # the audit is not what these tests kill
         params["augment"]["multiplier"] = 4
-        # VGG16 cut after block 3 (1.7x the full network's speed): these tests compare bytes, not accuracy
-        params["bottleneck"].update(batch_size=32, layer="block3_pool", grid=2)
+        params["bottleneck"].update(batch_size=32, **CUT_BACKBONE)   # these tests compare bytes
         # no early stopping: training lasts long enough to be killed in the middle
         params["train"]["head"].update(epochs=12, patience=12, hidden_units=[64], batch_size=64)
 

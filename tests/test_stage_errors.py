@@ -66,6 +66,12 @@ def test_a_keras_stage_prints_no_tensorflow_start_up_lines(tmp_path):
     assert res.stdout.startswith("demo: done in")
 
 
+def _run_stage(stage_name, cwd, *python_args):
+    """`python -m stages.<name>` in cwd as DVC runs it, with this checkout's library."""
+    return subprocess.run([sys.executable, *python_args, "-m", f"stages.{stage_name}"], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+
+
 @pytest.mark.parametrize("stage_name, setup, expected", [
     ("train", lambda d: (d / "params.yaml").write_text(
         re.sub(r"(?m)^(  head:\n(?:    .*\n)*?    dropout: ).*$", r"\g<1>1.4", (REPO / "params.yaml").read_text())),
@@ -81,8 +87,7 @@ def test_a_real_stage_entry_point_exits_2_with_one_line(tmp_path, stage_name, se
     """`python -m stages.<name>` as DVC runs it: bad params, or an input the previous stage never
     wrote, is exit code 2 and one line naming the key or the path, before any work."""
     setup(tmp_path)
-    res = subprocess.run([sys.executable, "-m", f"stages.{stage_name}"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+    res = _run_stage(stage_name, tmp_path)
     assert res.returncode == 2, res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert lines[0].startswith(f"error: {stage_name}: ") and expected in res.stderr
@@ -99,9 +104,7 @@ def test_a_stage_that_never_augments_does_not_import_imgaug(tmp_path, stage_name
     params["download"]["sources"] = [str(tmp_path / "nowhere")]    # download: no source has the files
     params["train"]["model"] = "cnn"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    res = subprocess.run([sys.executable, "-X", "importtime", "-m", f"stages.{stage_name}"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+    res = _run_stage(stage_name, tmp_path, "-X", "importtime")
     assert res.returncode == 2, res.stderr[-2000:]             # it got past params to a missing input
     imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
     assert "imgclf.params" in imported and "imgaug" not in imported

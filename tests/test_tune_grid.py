@@ -8,7 +8,7 @@ import time
 import pytest
 
 from imgclf import runlog
-from tests.conftest import BIN, make_pipeline_repo, run, write_idx_dataset
+from tests.conftest import BIN, CUT_BACKBONE, make_pipeline_repo, run, write_idx_dataset
 
 pytestmark = pytest.mark.slow      # runs the whole DVC pipeline
 
@@ -23,8 +23,7 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
         params["split"]["audit_recall_pairs"] = 50
         params["augment"]["multiplier"] = MULTIPLIER
         params["augment"]["mirror"] = False           # random variants: a new augment seed makes new ones
-        # VGG16 cut after block 3: this test counts cache hits, not accuracy
-        params["bottleneck"].update(batch_size=64, layer="block3_pool", grid=2)
+        params["bottleneck"].update(batch_size=64, **CUT_BACKBONE)   # this test counts cache hits
         params["train"]["head"].update(epochs=5, patience=2, hidden_units=[32])
 
     repo = make_pipeline_repo(tmp_path / "repo", edit)
