@@ -65,6 +65,7 @@ def test_kill_9_mid_run_then_rerun_is_consistent(tmp_path, tiny_extractor):
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until some batches are committed
         time.sleep(0.5)
+        assert proc.poll() is None, f"the writer exited ({proc.returncode}) before it was killed: {proc.communicate()[1][-2000:]}"
         if path.exists():
             try:
                 with sqlite3.connect(path, timeout=5) as conn:

@@ -35,9 +35,11 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
     sources = json.loads((repo / "metrics" / "augment.json").read_text())
 
     # New augment seeds make new variants (the bottleneck re-runs); dropout changes only the head.
-    # Queued in this order, (0.2, 1) and (0.2, 2) run at once and both write to the store; the two
-    # trials at dropout 0.4 then find their seed's split, augment and bottleneck in the run-cache.
-    run([dvc, "exp", "run", "--queue", "-S", "train.head.dropout=0.2,0.4", "-S", "augment.seed=1,2"], repo)
+    # Queued in this order, (0.2, 1) and (0.2, 2) run at once and both write to the store; the trial
+    # at dropout 0.4 starts when one of them is done and finds seed 1's split, augment and
+    # bottleneck in the run-cache (three trials: the fourth of the full grid would show no more).
+    run([dvc, "exp", "run", "--queue", "-S", "train.head.dropout=0.2", "-S", "augment.seed=1,2"], repo)
+    run([dvc, "exp", "run", "--queue", "-S", "train.head.dropout=0.4", "-S", "augment.seed=1"], repo)
     run([dvc, "queue", "start", "-j", "2"], repo)
     deadline = time.time() + 900
     while True:
@@ -53,14 +55,14 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
     trials = [e["revs"][0]["data"] for base in shown for e in base.get("experiments") or []]
     grid = {(t["params"]["params.yaml"]["data"]["augment"]["seed"],
              t["params"]["params.yaml"]["data"]["train"]["head"]["dropout"]) for t in trials}
-    assert grid == {(1, 0.2), (1, 0.4), (2, 0.2), (2, 0.4)}
+    assert grid == {(1, 0.2), (2, 0.2), (1, 0.4)}
     for t in trials:
         assert 0 < t["metrics"]["metrics/evaluate.json"]["data"]["val"]["accuracy"] <= 1
 
     runs = runlog.read(repo / runlog.LOG)[baseline_runs:]
     assert all(".dvc/tmp/exps" in r["cwd"] for r in runs)              # the workers' copies...
     bottlenecks = [r for r in runs if r["stage"] == "bottleneck"]       # ...wrote to the project's log
-    assert 2 <= len(bottlenecks) <= 4 and len([r for r in runs if r["stage"] == "train"]) == 4
+    assert 2 <= len(bottlenecks) <= 3 and len([r for r in runs if r["stage"] == "train"]) == 3
     split = json.loads((repo / "metrics" / "split.json").read_text())
     base = json.loads((repo / "metrics" / "bottleneck.json").read_text())
     originals = split["train_images"] + split["val_images"] + split["test_images"]
