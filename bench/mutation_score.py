@@ -2,6 +2,11 @@
 
     make mutation                      # mutmut run over pyproject's [tool.mutmut] modules, then this
     python bench/mutation_score.py [--mutants mutants] [--out docs/mutation.md]
+    make mutation MUTANTS="$(python bench/mutation_score.py --sample 50)"   # a random 50 per module
+
+A full run is hours on 2 cores (3,929 mutants); --sample N prints N not-yet-checked mutants per
+module, drawn at random with --seed, for `mutmut run` to check: each module's score is then
+estimated from an unbiased sample instead of from the cheapest mutants, which mutmut runs first.
 
 A mutant is a small change to one function (a flipped comparison, a changed constant, a dropped
 argument); the fast tests "kill" it when one of them fails. A timed-out mutant counts as killed
@@ -23,6 +28,14 @@ from pathlib import Path
 import yaml
 
 KILLED = {"killed", "timeout"}
+
+
+def not_killed(status: str) -> bool:
+    """Checked and not killed (a survivor, or no test reached it): only these can be explained as
+    equivalent; a listed mutant the run never reached is not checked (a partial run once scored 142 %)."""
+    return status not in KILLED | {"not checked"}
+
+
 # mutmut 3.8.1's exit codes (mutmut.stats.status_by_exit_code, pinned in requirements-mutation.txt),
 # spelled out so this report and its test need no mutmut install.
 STATUS_BY_EXIT_CODE = {None: "not checked", 0: "survived", 1: "killed", 3: "killed", 5: "no tests",
@@ -46,21 +59,43 @@ def module_of(mutant: str) -> str:
     return re.match(r"imgclf\.(\w+)\.x[_ǁ]", mutant).group(1)
 
 
+def sample(results: dict[str, str], per_module: int, seed: int) -> list[str]:
+    """Up to per_module not-yet-checked mutants of each module, at random (the same draw for a seed)."""
+    import random
+
+    rng = random.Random(seed)
+    picked = []
+    for module in sorted({module_of(m) for m in results}):
+        todo = sorted(m for m, s in results.items() if s == "not checked" and module_of(m) == module)
+        picked += sorted(rng.sample(todo, min(per_module, len(todo))))
+    return picked
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % interval of a proportion k / n (Wilson's: sane at 0, n and small n), for a score
+    measured on a sample of a module's mutants."""
+    if n == 0:
+        return 0.0, 1.0
+    p, z2 = k / n, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * ((p * (1 - p) + z2 / (4 * n)) / n) ** 0.5 / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def score_table(results: dict[str, str], equivalent: dict[str, str]) -> list[dict]:
     rows = []
     for module in sorted({module_of(m) for m in results}):
         mine = {m: s for m, s in results.items() if module_of(m) == module}
         counts = Counter(mine.values())
         killed = sum(counts[s] for s in KILLED)
-        # Only a checked survivor can be explained away: a listed mutant the run never reached is not checked.
-        explained = sum(1 for m, s in mine.items() if s not in KILLED | {"not checked"} and m in equivalent)
+        explained = sum(1 for m, s in mine.items() if not_killed(s) and m in equivalent)
         checked = len(mine) - counts["not checked"]
         rows.append({"module": module, "mutants": len(mine), "not_checked": counts["not checked"], "killed": killed,
                      "survived": counts["survived"], "no_tests": counts["no tests"],
                      "other": checked - killed - counts["survived"] - counts["no tests"],
                      "equivalent": explained,
                      "score": killed / max(1, checked),
-                     "score_without_equivalent": killed / max(1, checked - explained)})
+                     "score_without_equivalent": killed / max(1, checked - explained),
+                     "interval_without_equivalent": wilson(killed, checked - explained)})
     return rows
 
 
@@ -72,16 +107,21 @@ def render(rows: list[dict], results: dict[str, str], equivalent: dict[str, str]
              f"on {ran_with['cpu']}. A mutant counts as killed when a test of `make test-fast` fails "
              "or hangs on it; \"no tests\" means no fast test calls the mutated function in-process "
              "(it may still be run by a slow or subprocess test, which mutmut cannot attribute); \"not checked\": the run "
-             "was stopped before mutmut reached it. Scores are killed / checked, and killed / (checked - equivalent).", "",
-             "| module | mutants | not checked | killed | survived | no tests | other | equivalent (explained) | score | score without equivalents |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "was stopped before mutmut reached it. Scores are killed / checked, and killed / (checked - equivalent); "
+             "where a module was only partly checked (a `--sample`), the last column is the 95 % interval of "
+             "its score without equivalents.", "",
+             "| module | mutants | not checked | killed | survived | no tests | other | equivalent (explained) | score | score without equivalents | 95 % interval |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows + [dict(module="**all**", **total, score=total["killed"] / max(1, checked),
-                          score_without_equivalent=total["killed"] / max(1, checked - total["equivalent"]))]:
+                          score_without_equivalent=total["killed"] / max(1, checked - total["equivalent"]),
+                          interval_without_equivalent=wilson(total["killed"], checked - total["equivalent"]))]:
+        low, high = r["interval_without_equivalent"]
+        interval = "all checked" if not r["not_checked"] else f"{low:.0%}-{high:.0%}"
         lines.append(f"| {r['module']} | {r['mutants']:,} | {r['not_checked']:,} | {r['killed']:,} | {r['survived']:,} | {r['no_tests']:,} | "
-                     f"{r['other']:,} | {r['equivalent']:,} | " + (f"{r['score']:.1%} | {r['score_without_equivalent']:.1%} |"
-                     if r["not_checked"] < r["mutants"] else "not run | not run |"))
-    explained = sorted(m for m, s in results.items() if s not in KILLED | {"not checked"} and m in equivalent)
-    open_ = sorted(m for m, s in results.items() if s not in KILLED | {"not checked"} and m not in equivalent)
+                     f"{r['other']:,} | {r['equivalent']:,} | " + (f"{r['score']:.1%} | {r['score_without_equivalent']:.1%} | {interval} |"
+                     if r["not_checked"] < r["mutants"] else "not run | not run | |"))
+    explained = sorted(m for m, s in results.items() if not_killed(s) and m in equivalent)
+    open_ = sorted(m for m, s in results.items() if not_killed(s) and m not in equivalent)
     lines += ["", f"## Survivors judged equivalent ({len(explained)})", "",
               "Reasons from `bench/mutants_equivalent.yaml`; `mutmut show NAME` prints the change.", ""]
     lines += [f"- `{m}`: {equivalent[m]}" for m in explained] or ["none"]
@@ -96,7 +136,13 @@ def main() -> None:
     ap.add_argument("--equivalent", type=Path, default=Path("bench/mutants_equivalent.yaml"))
     ap.add_argument("--out", type=Path, default=Path("docs/mutation.md"))
     ap.add_argument("--json", type=Path, default=Path("bench/out/mutation.json"))
+    ap.add_argument("--sample", type=int, metavar="N",
+                    help="print N unchecked mutants per module, at random, for `mutmut run`; write nothing")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.sample is not None:
+        print(" ".join(sample(load_results(args.mutants), args.sample, args.seed)))
+        return
 
     from imgclf.atomic import write_json, write_text
     from imgclf.provenance import announce, ran_with

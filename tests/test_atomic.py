@@ -69,3 +69,18 @@ def test_write_json_is_indented_in_the_given_key_order_and_ends_with_a_newline(t
     write_json(dest, {"zeta": 1, "alpha": [0.5, "x"]})
     assert dest.read_text() == '{\n  "zeta": 1,\n  "alpha": [\n    0.5,\n    "x"\n  ]\n}\n'
     assert [p.name for p in dest.parent.iterdir()] == ["m.json"]       # no temp file left beside it
+
+
+def test_save_npy_refuses_objects_and_write_csv_writes_no_index_column(tmp_path):
+    """Arrays the stages pass on are plain numbers: an object array would need pickle to load (and
+    load_npy refuses pickles), so saving one fails at once and leaves nothing behind; a CSV holds
+    the frame's columns only, not pandas' row numbers."""
+    import pandas as pd
+
+    from imgclf.atomic import save_npy, write_csv
+
+    with pytest.raises(ValueError, match="allow_pickle"):
+        save_npy(tmp_path / "obj.npy", np.array([{"code": 1}], dtype=object))
+    assert list(tmp_path.iterdir()) == []
+    write_csv(tmp_path / "m.csv", pd.DataFrame({"id": ["a", "b"], "label": [3, 1]}, index=[7, 9]))
+    assert (tmp_path / "m.csv").read_text() == "id,label\na,3\nb,1\n"

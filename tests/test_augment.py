@@ -40,6 +40,17 @@ def test_multiplier_counts_and_only_train_is_augmented(split_set):
     assert list(m.sha256) == [__import__("imgclf.hashing", fromlist=["x"]).image_sha256(i) for i in out.images]
 
 
+def test_variants_the_augmenters_left_unchanged_are_counted_exactly(split_set):
+    """A coin that did not flip leaves a variant equal to its source: metrics/augment.json counts
+    them, so a reviewer sees how many of the images augment.multiplier adds are new."""
+    out, summary = augment_set(split_set, 3, 0, [{"name": "Fliplr", "args": {"p": 0.5}}], show_progress=False)
+    m, originals = out.manifest, _by_id(split_set)
+    made = (m.variant > 0).to_numpy()
+    same = [np.array_equal(img, originals[p]) for img, p in zip(out.images[made], m.parent_id[made])]
+    assert summary["variants_made"] == len(same) and 0 < sum(same) < len(same)
+    assert summary["variants_identical_to_original"] == sum(same)
+
+
 def test_raising_multiplier_keeps_existing_variants_byte_identical(split_set):
     two, _ = augment_set(split_set, 2, 5, AUGMENTERS, show_progress=False)
     four, _ = augment_set(split_set, 4, 5, AUGMENTERS, show_progress=False)
@@ -213,3 +224,13 @@ def test_mirror_makes_variant_1_the_exact_mirror_and_leaves_the_others_alone(spl
     symmetric = ((mirrored.images[ones.index] == plain.images[[by_id[p] for p in ones["parent_id"]]])
                  .reshape(len(ones), -1).all(1).sum())
     assert summary["variants_identical_to_original"] >= symmetric
+
+
+@pytest.mark.parametrize("name", ["Flipper", "meta"])      # no such attribute; an attribute that is no augmenter
+def test_the_library_refuses_a_name_that_is_no_imgaug_augmenter(name):
+    """Callers that skip the params check (bench scripts, a notebook) get the same clear error."""
+    from imgclf.augment import build_augmenter
+    from imgclf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"unknown imgaug augmenter '{name}'"):
+        build_augmenter([{"name": "Fliplr", "args": {"p": 0.5}}, {"name": name, "args": {}}])

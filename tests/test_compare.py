@@ -58,6 +58,8 @@ def test_fixing_200_and_breaking_20_is_significant():
     assert c.difference == pytest.approx(0.018)
     assert c.p_value < 0.001
     assert 0 < c.ci_low < 0.018 < c.ci_high < 0.03
+    # The percentile bootstrap's bounds, the same for seed 0 every run (9,999 paired resamples).
+    assert (round(c.ci_low, 4), round(c.ci_high, 4)) == (0.0152, 0.0209)
     assert c.verdict() == "+1.80 pt, 95 % CI [{:+.2f}, {:+.2f}], McNemar p < 0.001: a real improvement".format(
         100 * c.ci_low, 100 * c.ci_high)
     assert int(c.per_class["fixed"].sum()) == 200 and int(c.per_class["broken"].sum()) == 20
@@ -70,8 +72,17 @@ def test_fixing_12_and_breaking_10_is_within_noise():
     c = compare(base, change(base, 12, 10))
     assert (c.fixed, c.broken) == (12, 10)
     assert c.p_value == pytest.approx(0.8318, abs=1e-4)          # binomial(12 of 22, 0.5), two-sided
-    assert c.ci_low < 0 < c.ci_high
+    assert (round(c.ci_low, 4), round(c.ci_high, 4)) == (-0.0007, 0.0011)     # percentile bootstrap, seed 0
     assert c.verdict().endswith("within noise") and c.verdict().startswith("+0.02 pt")
+
+
+def test_as_many_fixed_as_broken_is_no_difference_with_an_interval_around_it():
+    """Not "no change": the images that changed still spread the interval on both sides of 0."""
+    base = predictions()
+    c = compare(base, change(base, 10, 10))
+    assert (c.fixed, c.broken, c.difference, c.p_value) == (10, 10, 0.0, 1.0)
+    assert (round(c.ci_low, 4), round(c.ci_high, 4)) == (-0.0009, 0.0009)
+    assert c.verdict() == "+0.00 pt, 95 % CI [-0.09, +0.09], McNemar p = 1.000: within noise"
 
 
 def test_an_interval_that_excludes_zero_without_a_significant_test_is_called_borderline():
@@ -80,7 +91,7 @@ def test_an_interval_that_excludes_zero_without_a_significant_test_is_called_bor
     base = predictions()
     c = compare(base, change(base, 31, 17))
     assert c.p_value == pytest.approx(0.0595, abs=1e-3)
-    assert c.ci_low > 0
+    assert (round(c.ci_low, 4), round(c.ci_high, 4)) == (0.0001, 0.0028)      # BCa's would start at 0.00003
     assert "borderline, within noise by McNemar's exact test" in c.verdict()
 
 
@@ -107,6 +118,8 @@ def test_different_test_sets_are_refused_naming_both():
     with pytest.raises(CompareError, match=r"base and head were scored on different test sets: 1 image ids only "
                                            r"in base \(e.g. \['test-00003'\]\), 1 only in head"):
         compare(base, head)
+    with pytest.raises(CompareError, match=r"1 image ids only in base \(e.g. \['test-00003'\]\), 0 only in head"):
+        compare(base, base.drop(index="test-00003"))                # a head scored on fewer images
     relabelled = base.copy()
     relabelled.iloc[0, relabelled.columns.get_loc("actual")] = "bag" if relabelled["actual"].iloc[0] != "bag" else "coat"
     with pytest.raises(CompareError, match="disagree on the true class of 1 images"):

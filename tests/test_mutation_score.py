@@ -35,7 +35,8 @@ def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(t
     assert split["equivalent"] == 1 and split["score"] == 4 / 7 and split["score_without_equivalent"] == 4 / 6
     assert rows["atomic"]["score"] == 1.0
     text = out.read_text()
-    assert "| split | 8 | 1 | 4 | 2 | 1 | 0 | 1 | 57.1% | 66.7% |" in text
+    assert "| split | 8 | 1 | 4 | 2 | 1 | 0 | 1 | 57.1% | 66.7% | 30%-90% |" in text      # 4 of 6: a wide interval
+    assert "| atomic | 1 | 0 | 1 | 0 | 0 | 0 | 0 | 100.0% | 100.0% | all checked |" in text
     assert "`imgclf.split.x_by_source__mutmut_4`: a keyword nobody reads" in text
     assert "`imgclf.split.x_by_source__mutmut_5` (survived)" in text       # not explained: listed as open
     assert "`imgclf.split.x_by_source__mutmut_6` (no tests)" in text
@@ -48,6 +49,25 @@ def test_no_results_is_a_clear_error(tmp_path):
     assert proc.returncode == 1 and "no mutmut results under" in proc.stderr and "make mutation" in proc.stderr
 
 
+def test_the_interval_of_a_sampled_score_narrows_with_the_sample():
+    low, high = mutation_score.wilson(40, 50)
+    assert (round(low, 3), round(high, 3)) == (0.670, 0.888)         # 80 % of 50 sampled
+    low, high = mutation_score.wilson(400, 500)
+    assert 0.76 < low < 0.8 < high < 0.84
+    assert mutation_score.wilson(0, 0) == (0.0, 1.0) and mutation_score.wilson(5, 5)[1] == 1.0
+
+
 def test_module_of_reads_mutmut_names():
     assert mutation_score.module_of("imgclf.near_duplicates.x_window_pairs__mutmut_12") == "near_duplicates"
     assert mutation_score.module_of("imgclf.feature_store.xǁFeatureStoreǁprune__mutmut_22") == "feature_store"
+
+
+def test_sample_draws_unchecked_mutants_per_module_the_same_for_one_seed():
+    results = {f"imgclf.split.x_f__mutmut_{i}": "not checked" for i in range(20)}
+    results.update({f"imgclf.atomic.x_g__mutmut_{i}": "not checked" for i in range(3)})
+    results["imgclf.split.x_f__mutmut_20"] = "killed"
+    picked = mutation_score.sample(results, 5, seed=0)
+    split = [m for m in picked if ".split." in m]
+    assert len(split) == 5 and "imgclf.split.x_f__mutmut_20" not in picked     # checked ones are not redrawn
+    assert sorted(m for m in picked if ".atomic." in m) == [f"imgclf.atomic.x_g__mutmut_{i}" for i in range(3)]
+    assert mutation_score.sample(results, 5, seed=0) == picked != mutation_score.sample(results, 5, seed=1)

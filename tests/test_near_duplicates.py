@@ -7,7 +7,7 @@ import pytest
 
 from imgclf.audit import own_variant_recall, probe_variants
 from imgclf.near_duplicates import (AuditConfig, copy_descriptors, near_duplicates, neighbour_pairs,
-                                    overlap_keys, overlap_pairs, window_descriptors)
+                                    overlap_keys, overlap_pairs, window_descriptors, window_pairs, window_rms)
 from imgclf.split import LabelConflictError, assign_splits, near_duplicate_counts
 from tests.conftest import image_set
 
@@ -100,6 +100,61 @@ def test_exact_overlap_join_finds_shifted_and_mirrored_windows_only():
     blank = np.zeros((3, 28, 28), np.uint8)
     centre, probes = overlap_keys(blank, 4)
     assert (centre == 0).all() and (probes == 0).all()      # flat windows never match each other
+
+
+def _probe(dy: int, dx: int, s: int = 4) -> int:
+    """window_descriptors' probe number of the unmirrored window at offset (dy, dx)."""
+    return (dy + s) * (2 * s + 1) + (dx + s)
+
+
+def test_window_search_pairs_each_copy_from_both_sides_once_at_its_offset():
+    """The window search's candidates, before any confirmation: (probe row, image row, probe) for
+    each row whose window at some offset is nearest to another image's centre crop, one per pair,
+    at the best offset; unrelated garments and a blank image are never candidates, however the
+    rows are cut into chunks."""
+    base = garments(8, 9)
+    # rows 8 and 9: 0 shifted by (2, -1) and (-1, 3); row 10: an exact copy of 3; row 11: blank
+    images = np.concatenate([base, np.stack([shift(base[0], 2, -1, "zero"), shift(base[0], -1, 3, "zero"),
+                                             base[3].copy(), np.zeros((28, 28), np.uint8)])])
+    expected = {(8, 0, _probe(2, -1)), (0, 8, _probe(-2, 1)), (9, 0, _probe(-1, 3)), (0, 9, _probe(1, -3)),
+                (8, 9, _probe(3, -4)), (9, 8, _probe(-3, 4)),
+                (10, 3, _probe(0, 0))}    # (3, 10) too ties with 3 itself, and the nearest one is kept
+    for chunk in (2048, 3):
+        a, b, probe = window_pairs(images, len(images), 4, AuditConfig().max_window_distance, chunk=chunk)
+        assert a.dtype == b.dtype == probe.dtype == np.int64
+        assert set(zip(a.tolist(), b.tolist(), probe.tolist())) == expected and len(a) == len(expected), chunk
+    # The distance bound is inclusive: an exact copy's centre is at distance 0.
+    a, b, probe = window_pairs(images, len(images), 4, 0.0)
+    assert list(zip(a.tolist(), b.tolist(), probe.tolist())) == [(10, 3, _probe(0, 0))]
+
+
+def test_a_mirrored_shifted_copy_is_found_and_confirmed_at_its_mirrored_window():
+    """Probes 81.. are the mirrored windows: compared at the matched one, the copy's pixels are its
+    original's (an RMS of almost 0); at the same offset unmirrored they differ as much as two
+    unrelated garments do (about 40 grey levels)."""
+    img = garments(2, 9)
+    images = np.stack([img[0], shift(img[0][:, ::-1], 2, -1, "zero"), img[1]])
+    a, b, probe = window_pairs(images, 3, 4, AuditConfig().max_window_distance)
+    assert list(zip(a.tolist(), b.tolist())) == [(0, 1), (1, 0)] and (probe >= 81).all()
+    assert (window_rms(images, a, b, probe, 4) < 0.05).all()
+    assert (window_rms(images, a, b, probe - 81, 4) > 30).all()                 # the same offsets, unmirrored
+
+
+def test_no_images_have_no_descriptors_of_the_same_kind():
+    """An empty query set (the audit without recall probes) adds rows of the dtype faiss takes."""
+    desc = copy_descriptors(np.empty((0, 28, 28), np.uint8))
+    assert (desc.shape, desc.dtype) == ((0, 41), np.float32)
+    assert copy_descriptors(garments(3, 1)).dtype == np.float32
+
+
+def test_window_search_needs_two_images_with_texture():
+    images = garments(1, 9)
+    pair = np.stack([images[0], shift(images[0], 2, -1, "zero")])
+    a, b, probe = window_pairs(pair, 2, 4, AuditConfig().max_window_distance)
+    assert list(zip(a.tolist(), b.tolist(), probe.tolist())) == [(0, 1, _probe(-2, 1)), (1, 0, _probe(2, -1))]
+    for rows in (np.stack([images[0], np.zeros((28, 28), np.uint8)]), images):   # one textured image
+        found = window_pairs(rows, len(rows), 4, AuditConfig().max_window_distance)
+        assert [(x.dtype, len(x)) for x in found] == [(np.int64, 0)] * 3
 
 
 def test_queries_do_not_change_the_audit(injected):

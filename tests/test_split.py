@@ -150,3 +150,11 @@ def test_leakage_metrics_count_identical_images_across_two_splits_and_list_label
     assert stats["val_share_min_class"] == 0.0455 and stats["val_share_max_class"] == 1.0
     count, first = label_conflicts(m, limit=2)
     assert count == 22 and first == [["s0-a (shirt)", "s0-b (coat)"], ["s1-a (shirt)", "s1-b (coat)"]]
+
+
+def test_an_unknown_official_split_is_named():
+    from imgclf.manifest import DataError
+
+    x, y = synthetic_images(4, 0)
+    with pytest.raises(DataError, match=r"unknown official_split values \['holdout'\]"):
+        assign_splits(image_set(x, y, ["train", "test", "holdout", "train"]), val_fraction=0.25, seed=0)

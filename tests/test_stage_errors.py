@@ -112,8 +112,8 @@ def test_a_stage_that_never_augments_does_not_import_imgaug(tmp_path, stage_name
         assert "tensorflow" not in imported
 
 
-def test_without_imgaug_the_augmenters_shape_and_every_other_key_are_still_checked():
-    from imgclf.params import parse_params
+def test_without_imgaug_the_augmenters_shape_and_every_other_key_are_still_checked(tmp_path):
+    from imgclf.params import load_params, parse_params
     import yaml
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -128,3 +128,15 @@ def test_without_imgaug_the_augmenters_shape_and_every_other_key_are_still_check
     assert parse_params(raw, build_augmenters=False).augment.augmenters[0].name == "Flipper"
     with pytest.raises(ParamsError, match="unknown augmenter 'Flipper'"):
         parse_params(raw)
+    # The same from a file: building is what load_params does unless told (--check, the cache CLI).
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert load_params(path, build_augmenters=False).augment.augmenters[0].name == "Flipper"
+    with pytest.raises(ParamsError, match="unknown augmenter 'Flipper'"):
+        load_params(path)
+    # Validated without a context (a new caller that never says), an augmenter is still built.
+    from pydantic import ValidationError
+
+    from imgclf.params import AugmenterSpec
+    with pytest.raises(ValidationError, match="unknown augmenter 'Flipper'"):
+        AugmenterSpec.model_validate({"name": "Flipper"})
