@@ -28,6 +28,18 @@ def test_second_run_is_all_hits_and_identical(tiny_extractor, store):
     np.testing.assert_array_equal(first, second)
 
 
+def test_a_real_run_times_reading_and_computing_within_its_total(tiny_extractor, store):
+    """The stage's summary line on a cold and on a warm run: each time measured, and the parts no
+    longer than the whole."""
+    images, _ = synthetic_images(12, 2)
+    for _ in ("cold", "warm"):
+        _, r = compute_features(images, tiny_extractor, store, show_progress=False)
+        times = (r.seconds_reading, r.seconds_computing, r.seconds_total)
+        assert all(isinstance(t, float) and t >= 0 for t in times), times
+        assert r.seconds_reading + r.seconds_computing <= r.seconds_total
+        assert f"read in {r.seconds_reading:.1f} s, total {r.seconds_total:.1f} s" in r.line()
+
+
 def test_changed_image_is_a_miss_even_at_the_same_position(tiny_extractor, store):
     images, _ = synthetic_images(20, 0)
     old, _ = compute_features(images, tiny_extractor, store, show_progress=False)
