@@ -234,3 +234,14 @@ def test_the_library_refuses_a_name_that_is_no_imgaug_augmenter(name):
 
     with pytest.raises(ConfigError, match=f"unknown imgaug augmenter '{name}'"):
         build_augmenter([{"name": "Fliplr", "args": {"p": 0.5}}, {"name": name, "args": {}}])
+
+
+def test_an_augmenter_that_changes_only_the_size_is_refused_naming_the_image():
+    """The dtype kept, the shape changed: the variant would not fit the images array."""
+    from imgclf.augment import build_augmenter, make_variant
+    from imgclf.errors import ConfigError
+
+    resize = build_augmenter([{"name": "Resize", "args": {"size": 20}}])
+    with pytest.raises(ConfigError, match=r"augmenters changed image a from \(28, 28\) uint8 to \(20, 20\) uint8; "
+                                          r"use size-preserving augmenters"):
+        make_variant(resize, np.zeros((28, 28), np.uint8), 0, "a", 1)

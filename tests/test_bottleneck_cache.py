@@ -171,3 +171,15 @@ def test_the_report_line_and_metrics_carry_every_count_and_round_times():
                                    "seconds_total": 2.35}
     idle = BottleneckReport("ns1", 4, 4, 4, 0, 0, 0.0, 0.1, 0.1)        # all hits: no rate to divide by
     assert "computed in 0.0 s (0 images/s)" in idle.line()
+
+
+def test_rows_go_into_the_callers_array_and_the_progress_bar_counts_images(tiny_extractor, store, capsys):
+    """The stage streams rows into its output file through `out`; a user watching sees one bar
+    named bottleneck that counts the images computed."""
+    images, _ = synthetic_images(12, 4)
+    out = np.zeros((12, tiny_extractor.dim), np.float32)
+    features, report = compute_features(images, tiny_extractor, store, out=out)
+    assert features is out and report.misses == 12
+    np.testing.assert_array_equal(out, compute_features(images, tiny_extractor, store, show_progress=False)[0])
+    err = capsys.readouterr().err
+    assert "bottleneck: 100%" in err and "12/12" in err and "img/s" in err, err

@@ -261,3 +261,15 @@ def test_report_numbers_are_percentage_points_and_every_changed_class_is_listed(
     assert lines[3].endswith("+5.00 pt, 95 % CI [+3.00, +7.00] (paired bootstrap)"), lines[3]
     assert lines[6].endswith("  0.001"), lines[6]
     assert [line.split()[0] for line in lines[9:-2]] == ["coat", "bag"], lines
+
+
+def test_the_refusal_counts_every_missing_id_and_names_the_first_three():
+    base = predictions(100, 10)
+    fewer = base.drop(index=base.index[:5])
+    first_three = "['test-00000', 'test-00001', 'test-00002']"
+    with pytest.raises(CompareError) as err:
+        compare(base, fewer)
+    assert f"5 image ids only in base (e.g. {first_three}), 0 only in head (e.g. [])" in str(err.value)
+    with pytest.raises(CompareError) as err:
+        compare(fewer, base)
+    assert f"0 image ids only in base (e.g. []), 5 only in head (e.g. {first_three})" in str(err.value)

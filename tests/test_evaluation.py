@@ -81,3 +81,11 @@ def test_metrics_are_rounded_to_four_places_and_absent_classes_raise_no_warning(
 
 def test_keys_drop_leading_and_trailing_punctuation():
     assert _key("(Other)") == "other" and _key(" T-shirt/top ") == "t_shirt_top"
+
+
+def test_float32_confidences_are_rounded_as_the_numbers_they_are():
+    """Keras predicts float32. 0.83935 is stored as 0.83934998..., so the per-image CSV must say
+    0.8393 (rounding in float32 says 0.8394), and 0.000108 must read 0.0001, not 1e-04."""
+    probs = np.float32([0.83935, 0.000108])
+    rows = confusion_rows(np.array([0, 1]), np.array([0, 1]), ["a", "b"], ids=["x", "y"], confidence=probs)
+    assert rows.to_csv(index=False) == "id,actual,predicted,confidence\nx,a,a,0.8393\ny,b,b,0.0001\n"

@@ -63,6 +63,8 @@ def test_each_preprocess_mode_is_rebuilt_from_layers_exactly(mode):
         layer.set_weights([kernel, bias])
     np.testing.assert_allclose(model.predict(images, verbose=0), preprocess_input(images.copy(), mode=mode),
                                rtol=1e-5, atol=1e-4)
+    names = {"tf": ["preprocess_tf"], "caffe": ["preprocess_caffe"], "torch": ["preprocess_scale", "preprocess_norm"]}
+    assert [layer.name for layer in model.layers[1:]] == names[mode]      # what model.summary() shows
     assert _preprocess_layers("none") == []
 
 
@@ -84,42 +86,67 @@ def test_the_exported_model_takes_raw_uint8_images(tiny_extractor):
         assert model.trainable is False
 
 
+def test_the_exported_model_names_its_parts(tiny_extractor):
+    """model.summary() and get_layer() show a consumer each step by name: the raw input, the
+    conversions, the preprocessing, the backbone, the head and the mean of the two views."""
+    import keras
+
+    from imgclf.export import build_exported_model
+
+    head_in = keras.Input(shape=(tiny_extractor.dim,))
+    head = keras.Model(head_in, keras.layers.Dense(3, activation="softmax")(head_in), name="head")
+    backbone = tiny_extractor.model.name
+    grey = build_exported_model(tiny_extractor, head, (28, 28), flip_tta=True)
+    assert grey.name == "classifier"
+    assert [layer.name for layer in grey.layers] == [
+        "image", "to_float", "add_channel", "width_last", "mirror", "width_back", "grey_to_rgb", "resize",
+        "preprocess_tf", backbone, "head", "flip_tta"]
+    colour = build_exported_model(tiny_extractor, head, (28, 28, 3))
+    assert [layer.name for layer in colour.layers] == ["image", "to_float", "resize", "preprocess_tf", backbone, "head"]
+
+
 def test_a_caffe_backbone_with_area_resizing_is_served_as_the_pipeline_computes_it():
     """VGG16 ("caffe": BGR and mean subtraction as a fixed 1x1 convolution) and area resizing, on
     colour images: the exported model gives the head's probabilities on the extractor's features."""
-    import keras
-
     from imgclf.backbones import FeatureExtractor
     from imgclf.export import build_exported_model
 
     extractor = FeatureExtractor("VGG16", {}, None, 32, "area", batch_size=8)
     images = np.random.default_rng(3).integers(0, 256, (8, 20, 20, 3)).astype(np.uint8)
     features = extractor(images)
-    head_in = keras.Input(shape=(extractor.dim,))
-    head = keras.Model(head_in, keras.layers.Dense(4, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(
-        stddev=1.0 / max(1e-6, float(features.std())) / np.sqrt(extractor.dim), seed=0))(head_in))
+    head = _head_that_reads(features, 4)
     pipeline = head.predict(features, verbose=0)
     assert pipeline.std() > 0.01                       # the features carry a signal the head reads
     served = build_exported_model(extractor, head, images.shape[1:]).predict(images, verbose=0)
     np.testing.assert_allclose(served, pipeline, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"no MobileNet weights at {WEIGHTS} (set KERAS_HOME)")
+def _head_that_reads(features: np.ndarray, classes: int):
+    """A random softmax layer scaled to the features, so that its probabilities move with them
+    (random-init backbones give features of any magnitude)."""
+    import keras
+
+    head_in = keras.Input(shape=(features.shape[1],))
+    init = keras.initializers.RandomNormal(stddev=1.0 / max(1e-6, float(features.std())) / np.sqrt(features.shape[1]),
+                                           seed=0)
+    return keras.Model(head_in, keras.layers.Dense(classes, activation="softmax", kernel_initializer=init)(head_in))
+
+
 def test_flip_tta_exports_the_mean_of_the_image_and_its_mirror():
-    """train.head.flip_tta: what the evaluate stage scores (the head on the image's features and on
-    its mirror image's, averaged) is what the exported model serves; a mirror-dependent head proves
-    the second view is the mirror, not the image again."""
-    from imgclf.backbones import extractor_for
+    """train.head.flip_tta (on by default): what the evaluate stage scores (the head on the image's
+    features and on its mirror image's, averaged) is what the exported model serves; a
+    mirror-dependent head proves the second view is the mirror, not the image again. A random-init
+    VGG16 (no weights needed, so this runs everywhere, mutation runs included)."""
+    from imgclf.backbones import FeatureExtractor
     from imgclf.export import build_exported_model
-    from imgclf.head import HeadConfig, build_head
 
     params = load_params(REPO / "params.yaml")
     assert params.train.head.flip_tta and params.augment.mirror
-    extractor = extractor_for(params.bottleneck)
-    images, _ = synthetic_images(32, 8)
+    extractor = FeatureExtractor("VGG16", {}, None, 32, "linear", batch_size=8)
+    images, _ = synthetic_images(8, 8)
     images[:, :, :14] //= 4                                   # left half darker: the mirror differs
     features, mirrored = extractor(images), extractor(np.ascontiguousarray(images[:, :, ::-1]))
-    head = build_head(features, 10, HeadConfig(seed=0, **params.train.head.model_dump()))
+    head = _head_that_reads(features, 10)
     one, other = head.predict(features, verbose=0), head.predict(mirrored, verbose=0)
     assert np.abs(one - other).max() > 1e-3
     served = build_exported_model(extractor, head, images.shape[1:], flip_tta=True).predict(images, verbose=0)

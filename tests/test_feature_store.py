@@ -197,3 +197,64 @@ def test_summary_reports_each_namespace_dim_spec_count_and_bytes_in_creation_ord
         assert (store.dim("b"), store.dim("a"), store.dim("empty")) == (2, 3, 7)
         with pytest.raises(StoreError, match="unknown namespace nope"):
             store.dim("nope")
+
+
+def test_a_store_of_another_format_is_refused_naming_its_format(tmp_path):
+    """An old or foreign file is named with what it is, refused before anything is read, and
+    left as it was (the refusal's transaction is rolled back, not left open)."""
+    old = tmp_path / "old.sqlite"
+    FeatureStore(old).close()
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA user_version=1")
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")                   # tables, but no format at all
+    for path, what in ((old, "1"), (foreign, "unknown")):
+        with pytest.raises(StoreError) as err:
+            FeatureStore(path)
+        assert str(err.value) == (f"{path} has store format {what}, this code reads format 2; move it away "
+                                  "(its vectors will be recomputed)")
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_vectors_are_stored_as_float32_whatever_the_caller_passes(tmp_path):
+    with FeatureStore(tmp_path / "s.sqlite") as store:
+        store.register("a", 3, {})
+        store.put_many("a", [(f"{1:064x}", np.array([0.5, 1.5, 2.5]))])       # float64 in
+        (key, vec), = store.iter_vectors("a", [f"{1:064x}"])
+        assert vec.dtype == np.float32 and vec.tolist() == [0.5, 1.5, 2.5]
+        assert store.summary()[0]["bytes"] == 3 * 4
+
+
+def test_a_failed_write_is_a_store_error_and_leaves_the_store_usable(tmp_path):
+    """SQLite refusing the insert (a full disk, here a trigger) rolls the batch back and says which
+    store failed; the next write goes through."""
+    path = tmp_path / "s.sqlite"
+    with FeatureStore(path) as store:
+        store.register("a", 2, {})
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TRIGGER full BEFORE INSERT ON vectors BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+        with pytest.raises(StoreError, match=f"cannot write to the feature store {path}: disk is full"):
+            store.put_many("a", [(f"{1:064x}", np.ones(2, np.float32))])
+        assert not store.conn.in_transaction
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TRIGGER full")
+        store.put_many("a", [(f"{2:064x}", np.ones(2, np.float32))])
+        assert _counts(store) == {"a": 1}
+
+
+def test_a_reader_never_blocks_the_writer(tmp_path):
+    """Two queued experiments share the store: one reading its vectors must not stall the other's
+    writes (SQLite's write-ahead log; with a rollback journal this write times out as locked)."""
+    path = tmp_path / "s.sqlite"
+    with FeatureStore(path, timeout_s=1.0) as store:
+        store.register("a", 2, {})
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 0     # a read transaction, open
+        store.put_many("a", [(f"{1:064x}", np.ones(2, np.float32))])
+        assert reader.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == 0     # its snapshot holds
+        reader.execute("COMMIT")
+        reader.close()
+        assert _counts(store) == {"a": 1}

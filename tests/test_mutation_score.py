@@ -26,7 +26,8 @@ def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(t
                                       "  mutants: [imgclf.split.x_by_source__mutmut_4, imgclf.split.x_by_source__mutmut_7]\n")
     out = tmp_path / "mutation.md"
     proc = subprocess.run([sys.executable, str(REPO / "bench/mutation_score.py"), "--mutants", str(tmp_path / "mutants"),
-                           "--equivalent", str(tmp_path / "eq.yaml"), "--out", str(out), "--json", str(tmp_path / "m.json")],
+                           "--equivalent", str(tmp_path / "eq.yaml"), "--out", str(out), "--json", str(tmp_path / "m.json"),
+                           "--before", str(tmp_path / "no-earlier-run.json")],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = {r["module"]: r for r in json.loads((tmp_path / "m.json").read_text())["modules"]}
@@ -71,3 +72,23 @@ def test_sample_draws_unchecked_mutants_per_module_the_same_for_one_seed():
     assert len(split) == 5 and "imgclf.split.x_f__mutmut_20" not in picked     # checked ones are not redrawn
     assert sorted(m for m in picked if ".atomic." in m) == [f"imgclf.atomic.x_g__mutmut_{i}" for i in range(3)]
     assert mutation_score.sample(results, 5, seed=0) == picked != mutation_score.sample(results, 5, seed=1)
+
+
+def test_an_earlier_runs_scores_stand_beside_todays_and_the_counts_beside_the_report(tmp_path):
+    _meta(tmp_path / "mutants/src/imgclf/split.py.meta", {f"imgclf.split.x_f__mutmut_{i}": 1 for i in range(4)})
+    _meta(tmp_path / "mutants/src/imgclf/atomic.py.meta", {"imgclf.atomic.x_g__mutmut_1": 0})
+    earlier = {"ran_with": {"commit": "b83abf8c34ac+dirty"}, "modules": [
+        {"module": "split", "mutants": 4, "not_checked": 0, "killed": 1},
+        {"module": "atomic", "mutants": 1, "not_checked": 1, "killed": 0}]}
+    (tmp_path / "before.json").write_text(json.dumps(earlier))
+    out = tmp_path / "docs" / "mutation.md"
+    proc = subprocess.run([sys.executable, str(REPO / "bench/mutation_score.py"), "--mutants", str(tmp_path / "mutants"),
+                           "--equivalent", str(tmp_path / "none.yaml"), "--out", str(out),
+                           "--before", str(tmp_path / "before.json")], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "| equivalent (explained) | score before (b83abf8) | score |" in text
+    assert "| split | 4 | 0 | 4 | 0 | 0 | 0 | 0 | 25.0% | 100.0% | 100.0% | all checked |" in text
+    assert "| atomic | 1 | 0 | 0 | 1 | 0 | 0 | 0 | not run | 0.0% | 0.0% | all checked |" in text
+    assert "| **all** | 5 | 0 | 4 | 1 | 0 | 0 | 0 | 25.0% | 80.0% |" in text             # 1 of 4 checked then
+    assert json.loads(out.with_suffix(".json").read_text())["modules"][1]["killed"] == 4

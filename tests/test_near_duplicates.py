@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from imgclf.audit import own_variant_recall, probe_variants
-from imgclf.near_duplicates import (AuditConfig, copy_descriptors, near_duplicates, neighbour_pairs,
+from imgclf.near_duplicates import (AuditConfig, aligned_rms, copy_descriptors, near_duplicates, neighbour_index,
+                                    neighbour_pairs,
                                     overlap_keys, overlap_pairs, window_descriptors, window_pairs, window_rms)
 from imgclf.split import LabelConflictError, assign_splits, near_duplicate_counts
 from tests.conftest import image_set
@@ -337,3 +338,41 @@ def test_blurred_keeps_flat_images_flat_and_spreads_a_point_symmetrically():
     np.testing.assert_allclose(point, point.T, atol=1e-5)
     np.testing.assert_allclose(point, point[::-1, ::-1], atol=1e-5)
     assert 50 < point[5, 5] < 80 and point[5, 7] > 0.5               # sigma 0.8: about a quarter stays, some reaches 2 px
+
+
+def test_a_copy_descriptor_is_pinned():
+    """Every audit decision is a distance between these 41 numbers: a change to the descriptor (its
+    blur, window, frequencies) must be deliberate, with its recall measured again
+    (bench/near_duplicate_recall.py) before this pin is updated."""
+    img = np.zeros((28, 28), np.uint8)
+    img[6:22, 8:20] = 180                     # a bright body
+    img[6:10, 4:24] = 120                     # sleeves
+    img[12:16, 10:14] = 40                    # a dark pocket
+    desc = copy_descriptors(img[None])[0]
+    np.testing.assert_allclose(desc[:8], [1.3376, 1.3356, 1.1790, 0.6353, 0.1592, 0.6202, 1.2896, 1.1877], atol=2e-3)
+    assert abs(float(desc.mean())) < 1e-5 and abs(float(desc.std()) - 1) < 1e-3     # standardised
+
+
+def test_above_exact_max_the_neighbour_search_is_an_inverted_file():
+    """Exhaustive search is quadratic: above exact_max rows the audit must switch to faiss's
+    inverted file (sqrt(n)-many lists, at least 40 rows each)."""
+    import faiss
+
+    desc = np.random.default_rng(0).standard_normal((200, 41)).astype(np.float32)
+    assert isinstance(neighbour_index(desc), faiss.IndexFlatL2)
+    ivf = neighbour_index(desc, exact_max=199)
+    assert isinstance(ivf, faiss.IndexIVFFlat) and (ivf.ntotal, ivf.nlist) == (200, 5)
+    assert isinstance(neighbour_index(desc, exact_max=200), faiss.IndexFlatL2)
+
+
+def test_the_quick_rejection_gives_the_pairs_it_lets_through_the_full_comparisons_value():
+    """aligned_rms(reject_above=...) is the split's shortcut: a pair under the bound on a quick look
+    gets exactly the full comparison's value; an unrelated pair keeps a value above the bound."""
+    base = garments(6, 3)
+    images = np.concatenate([base, np.stack([shift(img, 1, -2, "zero") for img in base[:3]])])
+    a, b = np.array([6, 7, 8, 0, 1, 2]), np.array([0, 1, 2, 3, 4, 5])   # three copies, three unrelated pairs
+    full = aligned_rms(images, a, b)
+    quick = aligned_rms(images, a, b, reject_above=10.0)
+    assert (full[:3] < 0.1).all() and (full[3:] > 20).all(), full
+    np.testing.assert_array_equal(quick[:3], full[:3])
+    assert (quick[3:] > 10).all(), quick

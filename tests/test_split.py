@@ -158,3 +158,13 @@ def test_an_unknown_official_split_is_named():
     x, y = synthetic_images(4, 0)
     with pytest.raises(DataError, match=r"unknown official_split values \['holdout'\]"):
         assign_splits(image_set(x, y, ["train", "test", "holdout", "train"]), val_fraction=0.25, seed=0)
+
+
+def test_the_refusal_lists_every_broken_guarantee_on_its_own_line():
+    m = pd.DataFrame({"id": ["a", "b", "c", "d"], "split": ["train", "val", "train", "test"],
+                      "source_id": ["s1", "s1", "s2", "s3"], "sha256": ["h1", "h2", "h3", "h4"]})
+    with pytest.raises(SplitIntegrityError) as err:
+        check_integrity(m, (np.array([2]), np.array([3])))
+    assert str(err.value) == ("split refused, a guarantee is broken:\n"
+                              "  near-duplicates c in train and d in test\n"
+                              "  source s1: a in train, b in val")
