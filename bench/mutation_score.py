@@ -178,7 +178,7 @@ def main() -> None:
     if unknown:
         print(f"note: {len(unknown)} mutants in {args.equivalent} no longer exist (code changed): {unknown[:5]}")
     rows = score_table(results, equivalent)
-    before = json.loads(args.before.read_text()) if args.before and args.before.is_file() else None
+    before = json.loads(args.before.read_text()) if args.before.is_file() else None
     write_text(args.out, render(rows, results, equivalent, record, before))
     write_json(args.json or args.out.with_suffix(".json"), {"ran_with": record, "modules": rows})
     total_killed = sum(r["killed"] for r in rows)
