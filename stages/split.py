@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf import fashion_mnist, image_folder, paths, stage
+from imgclf.folder_walk import not_copied
 from imgclf.atomic import require_space, write_json
 from imgclf.audit import own_variant_recall, probe_variants
 from imgclf.image_folder import image_shape
@@ -22,20 +23,23 @@ def main(params):
     d = params.dataset
     if d.kind != "image_folder":
         data = fashion_mnist.load(paths.RAW, d.train_limit, d.test_limit)
-        split(params, data, {"images": len(data.images), "skipped_bad_images": 0, "ignored_non_image_files": 0,
-                             "pre_split": True, "skipped": [], "ignored": []})
+        split(params, data, {"files": len(data.images), "images": len(data.images), "skipped_bad_images": 0,
+                             "ignored_files": 0, "ignored_class_folders": 0, "pre_split": True})
         return
     groups = image_folder.read_groups_csv(Path(d.groups_csv)) if d.groups_csv else None
-    found = image_folder.scan(paths.RAW / "images")
+    found = image_folder.scan(paths.RAW / "images", not_copied(paths.RAW))
     # Decoded straight into the output file and read back a chunk at a time: the stage never holds
     # the folder's pixels, whatever its size. The file takes its name only if the whole stage succeeds.
     shape = (len(found), *image_shape(d.image_size, d.colour))
     require_space(paths.SPLIT / IMAGES, int(np.prod(shape, dtype=np.int64)), f"{len(found):,} decoded images")
     with npy_row_writer(paths.SPLIT / IMAGES, shape, np.uint8) as out:
-        manifest, folder = image_folder.decode_into(found, out, d.image_size, d.colour, d.on_bad_image, groups)
+        decoding = image_folder.Decoding(d.image_size, d.colour, d.max_image_megapixels)
+        manifest, folder = image_folder.decode_into(found, out, decoding, d.on_bad_image, groups, origin=d.source)
         out.keep_first(len(manifest))
         for item in folder.skipped:
             print(f"skipped: {item['path']}: {item['reason']}")
+        for item in folder.ignored_folders:
+            print(f"class folder left out: {item['path']}: {item['reason']}")
         with NpyRows(out.path) as images:
             split(params, ImageSet(images, manifest), folder.as_metrics(), images_written=True)
 
@@ -86,8 +90,10 @@ def split(params, data: ImageSet, data_report: dict, images_written: bool = Fals
     write_json(paths.METRICS / "leakage.json", leakage)
     save_png(paths.PREVIEWS / "split_sources.png", split_preview(result.images, m))
     save_png(paths.PREVIEWS / "near_duplicates.png", near_duplicate_preview(result.images, m, pairs, in_test, p))
-    print(f"split: {data_report['images']} images read, {data_report['skipped_bad_images']} bad files skipped, "
-          f"{data_report['ignored_non_image_files']} non-image files ignored")
+    print(f"split: {data_report['files']} files: {data_report['images']} images read, "
+          f"{data_report['skipped_bad_images']} bad images skipped, {data_report['ignored_files']} other files "
+          f"ignored ({', '.join(f'{n} {r}' for r, n in data_report.get('ignored_by_reason', {}).items()) or 'none'})"
+          f"; {data_report['ignored_class_folders']} class folders left out (metrics/data.json lists each)")
     audit = ("near-duplicate search off" if p.near_duplicates == "off" else
              f"{len(pairs)} near-duplicate pairs ({p.near_duplicates} mode), {int(in_test.sum())} within the "
              f"official test set, audit recall on {probes} own variants {recall}, {search_s:.1f} s")

@@ -114,6 +114,22 @@ def run(args, cwd, check=True, timeout=900):
     return res
 
 
+def stages_run(out: str) -> set[str]:
+    """The stages DVC computed (not skipped, not restored from the run-cache) in `dvc repro` output."""
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
+
+
+def computes_nothing(out: str) -> bool:
+    """Only download ran: it checks its source on every run (dvc.yaml: always_changed), and an
+    unchanged source leaves data/raw as it was, so every later stage is skipped or restored."""
+    return stages_run(out) <= {"download"}
+
+
+def up_to_date(status_out: str) -> bool:
+    """`dvc status` with nothing to do: download, always changed by design, is all it lists."""
+    return status_out.split() in (["download:", "always", "changed"], ["Data", "and", "pipelines", "are", "up", "to", "date."])
+
+
 def make_pipeline_repo(repo: Path, edit_params) -> Path:
     """A git + DVC repo holding this project's pipeline, with params edited by edit_params(dict)."""
     import shutil

@@ -54,7 +54,7 @@ BAD_FILES = {
     "not an image": ("china/notes.jpg", lambda p: p.write_text("shopping list"), "not an image"),
     "wrong extension": ("china/really_a_jpeg.png", lambda p: p.write_bytes(_jpeg_bytes()),
                         "wrong extension (the content is JPEG, the name says .png)"),
-    "unreadable": ("inverted/broken_link.jpg", lambda p: p.symlink_to(p.parent / "gone.jpg"), "unreadable"),
+    "broken link": ("inverted/broken_link.jpg", lambda p: p.symlink_to(p.parent / "gone.jpg"), "broken link"),
 }
 
 
@@ -77,7 +77,8 @@ def test_decoding_sizes_colour_labels_and_ignored_files(tmp_path):
     data, report = load(tmp_path, 48, "rgb", "fail")
     assert data.images.shape == (sum(counts.values()), 48, 48, 3) and data.images.dtype == np.uint8
     assert data.class_names() == ["china", "flower", "inverted"]
-    assert report.ignored == ["china/README.txt"] and report.skipped == []
+    assert report.ignored == [{"path": "china/README.txt", "reason": "not an image file type (.txt)"}]
+    assert report.skipped == [] and report.files == sum(counts.values()) + 1
     grey, _ = load(tmp_path, 40, "grey", "fail")
     assert grey.images.shape == (sum(counts.values()), 40, 40)
 
@@ -153,7 +154,7 @@ def _zip(path: Path, members: dict[str, bytes]):
             zf.writestr(name, data)
 
 
-def test_archives_refuse_traversal_and_links_and_extract_nothing(tmp_path):
+def test_archives_refuse_traversal_and_never_create_links(tmp_path):
     dest = tmp_path / "out"
     for name in ("../evil.jpg", "/tmp/evil.jpg", "a/../../evil.jpg"):
         _zip(tmp_path / "bad.zip", {"ok/a.jpg": _jpeg_bytes(), name: _jpeg_bytes()})
@@ -165,9 +166,17 @@ def test_archives_refuse_traversal_and_links_and_extract_nothing(tmp_path):
         link = tarfile.TarInfo("ok/escape.jpg")
         link.type, link.linkname = tarfile.SYMTYPE, "../../../etc/passwd"
         tf.addfile(link)
-    with pytest.raises(ArchiveError, match=r"ok/escape.jpg \(link to ../../../etc/passwd\)"):
-        extract(tmp_path / "bad.tar.gz", dest, 2**30)
-    assert not dest.exists() and not (tmp_path / "etc").exists()
+    not_extracted = extract(tmp_path / "bad.tar.gz", dest, 2**30)     # listed, never followed
+    assert [(e.rel, e.problem) for e in not_extracted] == [
+        ("ok/escape.jpg", "link to ../../../etc/passwd, outside the archive (not followed)")]
+    assert not any(p.is_symlink() for p in dest.rglob("*")) and not (tmp_path / "etc").exists()
+    with tarfile.open(tmp_path / "dev.tar", "w") as tf:
+        fifo = tarfile.TarInfo("ok/pipe.jpg")
+        fifo.type = tarfile.FIFOTYPE
+        tf.addfile(fifo)
+    with pytest.raises(ArchiveError, match=r"ok/pipe.jpg \(device or special file\)"):
+        extract(tmp_path / "dev.tar", tmp_path / "out2", 2**30)
+    assert not (tmp_path / "out2").exists()
 
 
 def test_archive_size_limit_and_checksum(tmp_path):
@@ -435,9 +444,9 @@ def test_predict_converts_a_file_exactly_as_the_split_stage_did(tmp_path, colour
 def test_predict_names_a_file_it_cannot_serve(tmp_path):
     from imgclf.predict import load_image
 
-    (tmp_path / "scan.tif").write_bytes(b"II*\x00")
-    with pytest.raises(BadImage, match=r"scan\.tif: unsupported extension '\.tif'"):
-        load_image(tmp_path / "scan.tif", (28, 28))
+    (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.4")
+    with pytest.raises(BadImage, match=r"scan\.pdf: unsupported extension '\.pdf'"):
+        load_image(tmp_path / "scan.pdf", (28, 28))
     (tmp_path / "photo.png").write_bytes(_jpeg_bytes())
     with pytest.raises(BadImage, match=r"photo\.png: wrong extension"):
         load_image(tmp_path / "photo.png", (28, 28))

@@ -45,6 +45,9 @@ class DatasetParams(_Strict):
         None, min_length=1, description="image_folder: optional CSV with columns file,group (file relative to the folder).")
     on_bad_image: Literal["fail", "skip"] = Field(
         "fail", description="image_folder: a bad file fails the stage, or is skipped and listed in metrics/data.json.")
+    max_image_megapixels: float = Field(
+        100, gt=0, le=1000, description="image_folder: a bigger image is a bad image, refused by the size in its "
+        "header before decoding (a bigger JPEG is decoded at 1/2, 1/4 or 1/8 scale when that fits).")
     max_archive_mb: int = Field(2048, ge=1, le=1_000_000,
                                 description="image_folder: refuse archives (packed or unpacked) larger than this.")
     train_limit: int | None = Field(
