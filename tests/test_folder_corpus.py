@@ -100,7 +100,7 @@ def make_corpus(root: Path, outside: Path) -> dict[str, tuple[str, str]]:
     raw("flower/bomb.png", _png_claiming(60000, 60000), SKIPPED, "60000x60000 pixels (3,600 megapixels)")
     ok, jpeg = cv2.imencode(".jpg", _photo(rng))
     raw("china/empty.jpg", b"", SKIPPED, "empty file")
-    raw("china/truncated.jpg", jpeg.tobytes()[:-60], SKIPPED, "truncated")
+    raw("china/truncated.jpg", jpeg.tobytes()[:-60], SKIPPED, "truncated (the file ends before the image does)")
     raw("china/really-a-jpeg.png", jpeg.tobytes(), SKIPPED, "wrong extension (the content is JPEG")
     raw("china/notes.jpg", b"shopping list\n", SKIPPED, "not an image")
     raw("china/IMG_0001.HEIC", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", SKIPPED, "HEIC/HEIF is not supported")
@@ -256,16 +256,16 @@ def test_every_file_of_a_realistic_folder_is_used_skipped_or_ignored_with_its_re
     assert images[row][:, :10].min() == 255 and images[row][:, -10:].mean() < 250
 
 
-@pytest.mark.parametrize("kind", ["directory", "zip"])
+@pytest.mark.parametrize("kind", ["directory", "zip", "tar.gz"])
 def test_with_on_bad_image_fail_the_first_bad_file_stops_the_run_in_one_line(tmp_path, corpus, kind):
     base, folder, _ = corpus
-    project = _project(tmp_path, folder if kind == "directory" else base / "photos.zip", "fail")
+    source = {"directory": folder, "zip": base / "photos.zip", "tar.gz": base / "photos.tar.gz"}[kind]
+    project = _project(tmp_path, source, "fail")
     assert run_stage(project, "download").returncode == 0
     proc = run_stage(project, "split")
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("decode:")]
     assert len(lines) == 1 and lines[0].startswith("error: split: ") and "dataset.on_bad_image: skip" in lines[0]
-    source = folder if kind == "directory" else base / "photos.zip"
     assert f"china/IMG_0001.HEIC in {source}: HEIC/HEIF is not supported" in lines[0]
     assert not (project / "data" / "split" / "images.npy").exists()
 

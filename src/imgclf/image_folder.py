@@ -102,10 +102,10 @@ def decode(path: Path, size: int, colour: str, max_megapixels: float = DEFAULT_M
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error as err:
         raise BadImage(f"{path}: not decodable ({str(err).strip().splitlines()[-1]})") from None
-    if img is None or img.size == 0:
-        raise BadImage(f"{path}: not a decodable image (corrupt, truncated or not an image)")
     if _truncated(data):
         raise BadImage(f"{path}: truncated (the file ends before the image does)")
+    if img is None or img.size == 0:
+        raise BadImage(f"{path}: not a decodable image (corrupt or not an image)")
     if alpha:
         img = _over_white(img, colour)
     elif colour == "rgb":

@@ -1,8 +1,8 @@
 """Near-duplicates: copies of one photo that SHA-256 misses (mirrored, shifted, re-exposed,
-re-encoded, rescaled, and two of these combined), found in sub-quadratic time and confirmed in
-pixel space.
+re-encoded, rescaled, thumbnails, and two of these combined), found in sub-quadratic time and
+confirmed in pixel space.
 
-Why three candidate searches: no single global descriptor survives a 4-px shift with zero or edge
+Why several candidate searches: no single global descriptor survives a 4-px shift with zero or edge
 fill on a 28-px image (the fill cuts a seventh of the garment off), and Fashion-MNIST is dense
 with look-alikes, so such copies rank far down any nearest-neighbour list. Measured numbers are
 in docs/near_duplicates.md (bench/near_duplicate_recall.py). So:
@@ -13,7 +13,8 @@ in docs/near_duplicates.md (bench/near_duplicate_recall.py). So:
    keys (mirrors x offsets); a sort-and-search join finds every pair whose windows are identical
    in O(n log n) per probe. Keys are exact integer projections (float64 sums of uint8 x 20-bit
    weights stay below 2**53, so BLAS order cannot change them). This catches the pipeline's own
-   variants and copies saved losslessly by an editor.
+   variants and copies saved losslessly by an editor, at the images' own size, where a whole-pixel
+   shift is still whole; a match is a confirmed pair (identical non-flat windows).
 2. Window neighbours (shifted and lossy at once): the same probes, but as area-averaged,
    standardised 6 x 6 descriptors of each window, searched (nearest only) among the images'
    centre crops through a faiss inverted file. A shifted copy's window at its own offset holds
@@ -25,6 +26,9 @@ in docs/near_duplicates.md (bench/near_duplicate_recall.py). So:
    mirror-symmetrised, Gaussian-windowed low-frequency |FFT| around the image's intensity
    centre. faiss searches it exactly (IndexFlatL2) up to EXACT_MAX images and with an inverted
    file (IndexIVFFlat) above.
+4. Thumbnails: rows with no detail finer than some r x r image (a copy saved small and loaded
+   back) are undone to that r x r image and looked up among the sharp images shrunk to r x r;
+   confirmed when the candidate's own thumbnail matches (`thumbnail_pairs`).
 
 Confirmation: the RMS difference of the two images (grey, lightly blurred, means removed, one
 predicted from the other by the least-squares gain clipped to [0.8, 1.25] and clipped to [0, 255]
@@ -110,11 +114,27 @@ def _window_sums(images: np.ndarray, u: np.ndarray, v: np.ndarray, s: int) -> np
     return um @ (images @ vm)
 
 
+def native_overlap_keys(*arrays, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """overlap_keys of the grey versions of `arrays` (rows concatenated) at their own size, a
+    chunk of about 64 MiB of pixels at a time: a copy shifted by whole pixels at the size it was
+    made is found exactly, which a downscaled key (a fractional shift there) cannot promise."""
+    side = arrays[0].shape[1]
+    chunk = max(1, min(2048, chunk_rows(side * side * 8)))
+    centres, probes = [], []
+    for images in arrays:
+        for start in range(0, len(images), chunk):
+            c, p = overlap_keys(grey(images[start:start + chunk]), max_shift, chunk=chunk)
+            centres.append(c)
+            probes.append(p)
+    return np.concatenate(centres), np.concatenate(probes)
+
+
 def overlap_keys(images: np.ndarray, max_shift: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """(centre key per image, probe keys (n, 2 * (2s+1)**2)) of uint8 grey square images.
 
     Key of a window: two projections with random integer weights, exact in float64 (every sum is
-    an integer below 2**53), mixed into 64 bits. Flat windows (blank) get key 0 and never match.
+    an integer below 2**53 up to 1024-px images), mixed into 64 bits. Flat windows (blank) get
+    key 0 and never match.
     """
     n, size = images.shape[:2]
     s = max_shift
@@ -166,13 +186,6 @@ def overlap_pairs(centre: np.ndarray, probes: np.ndarray, chunk: int = 1 << 16) 
     a = np.concatenate(found_a).astype(np.int64) if found_a else np.empty(0, np.int64)
     b = np.concatenate(found_b).astype(np.int64) if found_b else np.empty(0, np.int64)
     return a[a != b], b[a != b]
-
-
-def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
-    keep = a != b
-    code = np.unique(a[keep] << np.int64(32) | b[keep])
-    return code >> np.int64(32), code & np.int64(0xFFFFFFFF)
 
 
 # -- 3. descriptor neighbours ----------------------------------------------------------------
@@ -388,8 +401,125 @@ def window_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, probe: np.ndarr
                     src = src[:, :, ::-1] if mirrored else src
                     xs = src[:, dy:dy + c, dx:dx + c].reshape(len(r), -1)
                     ys = blurred[b[r]][:, s:s + c, s:s + c].reshape(len(r), -1)
-                    out[r] = _gain_matched_rms(xs, ys)
+                    out[r] = gain_matched_rms(xs, ys)
     return out
+
+
+# -- 4. thumbnails ---------------------------------------------------------------------------
+
+THUMB_FRACTIONS = (0.15, 0.5)  # thumbnails saved at 15-50 % of the image's size, loaded back at full size
+_THUMB_SIZES = 24               # every whole size up to this many, else this many geometric steps
+_THUMB_GATE = 6.0               # grey levels: this close to a thumbnail of itself, an image holds no finer detail
+_THUMB_NEIGHBOURS = 8          # candidates per thumbnail-like row and mirror orientation
+
+
+def thumbnail_sizes(side: int) -> list[int]:
+    lo, hi = max(2, int(np.floor(THUMB_FRACTIONS[0] * side))), max(2, int(np.ceil(THUMB_FRACTIONS[1] * side)))
+    sizes = range(lo, hi + 1) if hi - lo < _THUMB_SIZES else np.round(np.geomspace(lo, hi, _THUMB_SIZES))
+    return sorted({int(r) for r in sizes if r < side})
+
+
+def _resize_matrix(side: int, r: int, up: bool) -> np.ndarray:
+    """The matrix of a separable resize (area down to r, or linear up from r, to side): the
+    resize of an identity, so it is OpenCV's own arithmetic."""
+    if up:
+        return cv2.resize(np.eye(r, dtype=np.float32), (r, side), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(np.eye(side, dtype=np.float32), (side, r), interpolation=cv2.INTER_AREA)
+
+
+def thumbnail_matrix(side: int, r: int) -> np.ndarray:
+    """M with M x M^T = x saved at r x r (area) and loaded back at side x side (linear), the way
+    a thumbnail copy reaches the pipeline."""
+    return _resize_matrix(side, r, up=True) @ _resize_matrix(side, r, up=False)
+
+
+def _fit_errors(images: np.ndarray, sizes: list[int], chunk: int = 4096) -> np.ndarray:
+    """(rows, sizes) RMS between each image and the best r x r image loaded back at full size
+    (least squares through the upscaling's pseudo-inverse)."""
+    side = images.shape[1]
+    errors = np.empty((len(images), len(sizes)), np.float32)
+    for j, r in enumerate(sizes):
+        up = _resize_matrix(side, r, up=True)
+        project = up @ np.linalg.pinv(up)
+        for start in range(0, len(images), chunk):
+            x = images[start:start + chunk].astype(np.float32)
+            errors[start:start + chunk, j] = np.sqrt(((project @ x @ project.T - x) ** 2).mean((1, 2)))
+    return errors
+
+
+def thumbnail_like(images: np.ndarray) -> np.ndarray:
+    """Rows that an r x r image, loaded back, explains to within _THUMB_GATE grey levels for some
+    thumbnail size r. A photo or a garment has finer detail than that; a thumbnail copy does not."""
+    images = grey(images) if images.ndim == 4 else images
+    return (_fit_errors(images, thumbnail_sizes(images.shape[1])) <= _THUMB_GATE).any(1)
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    d = x.reshape(len(x), -1).astype(np.float32)
+    d = d - d.mean(1, keepdims=True)
+    return np.ascontiguousarray(d / (d.std(1, keepdims=True) + 1e-3))
+
+
+def thumbnail_pairs(keyed: np.ndarray, small: np.ndarray, n: int, max_rms: float,
+                    chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thumbnail row, original row, RMS) for rows that are thumbnail copies of one of the first
+    n rows. The other searches compare at full detail, where a thumbnail differs from its
+    original by more than any threshold that keeps look-alikes apart.
+
+    Only thumbnail-like rows (gated on `small`, cheaply) are searched, so sharp look-alikes never
+    meet this test. Each is undone to the r x r image it was most likely saved as (its best-fitting
+    size, through the upscaling's pseudo-inverse) and searched among every sharp image shrunk to
+    r x r (area, as it was saved), both mirror orientations; a candidate is confirmed when its own
+    thumbnail, at the row's best-fitting size or one either side, matches the row to within
+    max_rms (gain-matched), on `keyed`."""
+    import faiss
+
+    empty = np.empty(0, np.int64)
+    rows = np.flatnonzero(thumbnail_like(small))
+    if not len(rows) or n < 2:
+        return empty, empty, np.empty(0, np.float32)
+    side = keyed.shape[1]
+    sizes = thumbnail_sizes(side)
+    like = np.zeros(len(keyed), bool)
+    like[rows] = True
+    originals = np.flatnonzero(~like[:n])      # a thumbnail's original has the detail it lost
+    if not len(originals):
+        return empty, empty, np.empty(0, np.float32)
+    best_at = _fit_errors(keyed[rows], sizes).argmin(1)
+    best = np.asarray(sizes)[best_at]
+    size_of = np.zeros(len(keyed), np.int64)
+    size_of[rows] = best_at
+    k = min(_THUMB_NEIGHBOURS, len(originals))
+    a, b = [], []
+    for r in np.unique(best):
+        queries = rows[best == r]
+        up_inverse = np.linalg.pinv(_resize_matrix(side, r, up=True))
+        saved = up_inverse @ keyed[queries].astype(np.float32) @ up_inverse.T
+        down = _resize_matrix(side, r, up=False)
+        index = faiss.IndexFlatL2(int(r * r))
+        for start in range(0, len(originals), chunk):
+            index.add(_standardised(down @ keyed[originals[start:start + chunk]].astype(np.float32) @ down.T))
+        for view in (saved, saved[:, :, ::-1]):
+            _, idx = index.search(_standardised(view), k)
+            a.append(np.repeat(queries, k))
+            b.append(originals[idx.ravel()])
+    code = np.unique(np.concatenate(a).astype(np.int64) << np.int64(32) | np.concatenate(b).astype(np.int64))
+    a, b = code >> np.int64(32), code & np.int64(0xFFFFFFFF)
+    # Confirmed at the row's best-fitting size and its two neighbours (the size it was saved at,
+    # rounded to the working size): a look-alike does not match at any of them.
+    matrices = [thumbnail_matrix(side, r) for r in sizes]
+    rms = np.full(len(a), np.inf, np.float32)
+    for j, m in enumerate(matrices):
+        near = np.flatnonzero(np.abs(size_of[a] - j) <= 1)
+        for start in range(0, len(near), chunk):
+            part = near[start:start + chunk]
+            y = keyed[a[part]].astype(np.float32)
+            y, y_mirrored = y.reshape(len(y), -1), y[:, :, ::-1].reshape(len(y), -1)
+            x = keyed[b[part]].astype(np.float32)
+            thumb = np.clip(m @ x @ m.T, 0, 255).reshape(len(x), -1)
+            rms[part] = np.minimum(rms[part], np.minimum(gain_matched_rms(thumb, y), gain_matched_rms(thumb, y_mirrored)))
+    ok = rms <= max_rms
+    return a[ok], b[ok], rms[ok]
 
 
 # -- confirmation ----------------------------------------------------------------------------
@@ -405,11 +535,11 @@ def _best_rms(x: np.ndarray, y: np.ndarray, max_shift: int, trim: int) -> np.nda
                 x0, x1 = max(dx, 0) + trim, w + min(dx, 0) - trim
                 xs = x[:, y0:y1, x0:x1].reshape(len(x), -1)
                 ys = yy[:, y0 - dy:y1 - dy, x0 - dx:x1 - dx].reshape(len(x), -1)
-                best = np.minimum(best, _gain_matched_rms(xs, ys))
+                best = np.minimum(best, gain_matched_rms(xs, ys))
     return best
 
 
-def _gain_matched_rms(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def gain_matched_rms(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """RMS of the difference after matching brightness and contrast (means removed, least-squares
     gain clipped to _GAIN), each image predicted from the other, the prediction clipped to
     [0, 255] as an exposure change clips a copy: a darkened copy's shadows sit at 0 where a linear
@@ -441,7 +571,7 @@ def _quick_rms(x: np.ndarray, y: np.ndarray, max_shift: int, box: int) -> np.nda
     gather = np.concatenate([plain, mirrored])                          # (alignments, pixels)
     xs = x.reshape(n, -1)[:, (rows * w + cols).ravel()][:, None, :]
     ys = y.reshape(n, -1)[:, gather]
-    return _gain_matched_rms(np.broadcast_to(xs, ys.shape), ys).min(1)
+    return gain_matched_rms(np.broadcast_to(xs, ys.shape), ys).min(1)
 
 
 def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int = 4,
@@ -497,28 +627,57 @@ def near_duplicates(images: np.ndarray, config: AuditConfig,
     """
     queries = images[:0] if queries is None else queries
     n, size = len(images), images.shape[1]
+    centre, probes = native_overlap_keys(images, queries, max_shift=config.max_shift)
+    ea, eb = overlap_pairs(centre[:n], probes)         # probe rows: images then queries
+    del centre, probes
     keyed = grey(images, queries, size=KEY_SIZE)       # rows: images, then queries
     key_shift = _scaled_shift(config.max_shift, size, KEY_SIZE)
-    centre, probes = overlap_keys(keyed, key_shift)
-    ea, eb = overlap_pairs(centre[:n], probes)         # probe rows: images then queries
     if n <= WINDOW_MAX:
         wa, wb, wp = window_pairs(keyed, n, key_shift, config.max_window_distance)
         close = window_rms(keyed, wa, wb, wp, key_shift) <= 1.5 * config.max_rms
         wa, wb = wa[close], wb[close]
     else:
         wa = wb = np.empty(0, np.int64)
-    del keyed, centre, probes          # 4 KB per image at 64 px: not held through the verification below
     desc = np.concatenate([copy_descriptors(images), copy_descriptors(queries)])
     na, nb = neighbour_pairs(desc[:n], config.neighbours, config.max_descriptor_distance, queries=desc[n:])
-    a, b = np.concatenate([ea, na, wa]), np.concatenate([eb, nb, wb])
-    is_query = a >= n                                  # (query + n, image) rows
-    within = _unique_pairs(a[~is_query], b[~is_query])
-    cross = np.unique((a[is_query] - n) << np.int64(32) | b[is_query])
-    qa, qb = cross >> np.int64(32), cross & np.int64(0xFFFFFFFF)
+    # Exact-overlap pairs share a whole window of identical, non-flat pixels at some mirror and
+    # shift: confirmed by construction (RMS 0 at that alignment), so never re-measured at a
+    # smaller size, where a shift of a pixel or two becomes a fraction and an edge a blur.
+    exact = _pair_codes(ea, eb, n)
     small = grey(images, queries, size=VERIFY_SIZE)     # uint8: aligned_rms blurs into float32 itself
+    # Thumbnail copies, confirmed by their own test (a pair also found below keeps one entry).
+    ta, tb, trms = thumbnail_pairs(keyed, small, n, config.max_rms)
+    del keyed                          # 4 KB per image at 64 px: not held through the verification below
+    thumbs, first = np.unique(_raw_codes(ta, tb, n), return_index=True)
+    trms = trms[first]
+    a, b = np.concatenate([na, wa]), np.concatenate([nb, wb])
+    candidates = np.setdiff1d(_pair_codes(a, b, n), np.concatenate([exact, thumbs]))
+    ca, cb = candidates >> np.int64(32), candidates & np.int64(0xFFFFFFFF)   # query rows: >= n
     shift = _scaled_shift(config.max_shift, size, VERIFY_SIZE)
-    rms = aligned_rms(small, np.concatenate([within[0], qa + n]), np.concatenate([within[1], qb]), shift,
-                      reject_above=1.5 * config.max_rms)
-    found = Pairs(within[0], within[1], rms[:len(within[0])])
-    probe = Pairs(qa, qb, rms[len(within[0]):])
-    return found.take(found.rms <= config.max_rms), probe.take(probe.rms <= config.max_rms)
+    rms = aligned_rms(small, ca, cb, shift, reject_above=1.5 * config.max_rms)
+    keep = rms <= config.max_rms
+    new = ~np.isin(thumbs, exact)
+    codes = np.concatenate([exact, candidates[keep], thumbs[new]])
+    rms = np.concatenate([np.zeros(len(exact), np.float32), rms[keep], trms[new]])
+    order = np.argsort(codes, kind="stable")
+    codes, rms = codes[order], rms[order]
+    pa, pb = codes >> np.int64(32), codes & np.int64(0xFFFFFFFF)
+    is_query = pa >= n
+    found = Pairs(pa[~is_query], pb[~is_query], rms[~is_query])
+    probe = Pairs(pa[is_query] - n, pb[is_query], rms[is_query])
+    return found, probe
+
+
+def _raw_codes(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Each pair as an int64 code (first << 32 | second): an image pair as (smaller, larger) row,
+    a query pair as (query row + n, image row), so the two kinds never collide."""
+    a, b = a.astype(np.int64), b.astype(np.int64)
+    is_query = a >= n
+    lo = np.where(is_query, a, np.minimum(a, b))
+    hi = np.where(is_query, b, np.maximum(a, b))
+    return lo << np.int64(32) | hi
+
+
+def _pair_codes(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """The distinct pairs' codes, self-pairs dropped."""
+    return np.unique(_raw_codes(a[a != b], b[a != b], n))
