@@ -9,7 +9,7 @@ import numpy as np
 
 from imgclf import fashion_mnist, image_folder, paths, stage
 from imgclf.folder_walk import not_copied
-from imgclf.atomic import require_space, write_json
+from imgclf.atomic import require_space, write_csv, write_json
 from imgclf.audit import own_variant_recall, probe_variants
 from imgclf.image_folder import image_shape
 from imgclf.manifest import IMAGES, DataError, ImageSet, save_set
@@ -42,6 +42,7 @@ def main(params):
             print(f"class folder left out: {item['path']}: {item['reason']}")
         with NpyRows(out.path) as images:
             split(params, ImageSet(images, manifest), folder.as_metrics(), images_written=True)
+        write_csv(paths.SPLIT / image_folder.NOT_USED, folder.not_used())
 
 
 def split(params, data: ImageSet, data_report: dict, images_written: bool = False) -> None:
@@ -93,7 +94,8 @@ def split(params, data: ImageSet, data_report: dict, images_written: bool = Fals
     print(f"split: {data_report['files']} files: {data_report['images']} images read, "
           f"{data_report['skipped_bad_images']} bad images skipped, {data_report['ignored_files']} other files "
           f"ignored ({', '.join(f'{n} {r}' for r, n in data_report.get('ignored_by_reason', {}).items()) or 'none'})"
-          f"; {data_report['ignored_class_folders']} class folders left out (metrics/data.json lists each)")
+          f"; {data_report['ignored_class_folders']} class folders left out"
+          + (f" (each listed in {data_report['complete_list']})" if "complete_list" in data_report else ""))
     audit = ("near-duplicate search off" if p.near_duplicates == "off" else
              f"{len(pairs)} near-duplicate pairs ({p.near_duplicates} mode), {int(in_test.sum())} within the "
              f"official test set, audit recall on {probes} own variants {recall}, {search_s:.1f} s")

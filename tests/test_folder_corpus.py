@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
@@ -192,10 +193,9 @@ def run_stage(project: Path, name: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def _outcomes(data: dict, used_ids: list[str]) -> dict[str, tuple[str, str]]:
+def _outcomes(not_used, used_ids: list[str]) -> dict[str, tuple[str, str]]:
     out = {rel: (USED, "") for rel in used_ids}
-    out.update({s["path"]: (SKIPPED, s["reason"]) for s in data["skipped"]})
-    out.update({s["path"]: (IGNORED, s["reason"]) for s in data["ignored"]})
+    out.update({r.path: (r.outcome, r.reason) for r in not_used.itertuples() if r.outcome in (SKIPPED, IGNORED)})
     return out
 
 
@@ -235,11 +235,15 @@ def test_every_file_of_a_realistic_folder_is_used_skipped_or_ignored_with_its_re
         proc = run_stage(project, stage)
         assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((project / "metrics" / "data.json").read_text())
-    manifest = __import__("pandas").read_csv(project / "data" / "split" / "manifest.csv")
+    manifest = pd.read_csv(project / "data" / "split" / "manifest.csv")
     zip_names = zipfile.ZipFile(base / "photos.zip").namelist()
     wanted = _expected_for(kind, expect, zip_names)
     prefix = "" if kind == "directory" else "photos/"
-    got = _outcomes(data, list(manifest["id"]))
+    not_used = pd.read_csv(project / "data" / "split" / "not_used.csv")     # the complete list
+    got = _outcomes(not_used, list(manifest["id"]))
+    listed = {(i["path"], SKIPPED, i["reason"]) for i in data["skipped"]} | {
+        (i["path"], IGNORED, i["reason"]) for i in data["ignored"]}         # metrics/data.json's lists
+    assert listed == {(p, o, r) for p, (o, r) in got.items() if o != USED}
     assert set(got) == set(wanted), (set(got) ^ set(wanted))
     wrong = {rel: (got[rel], want) for rel, want in wanted.items()
              if got[rel][0] != want[0] or want[1] not in got[rel][1]}
@@ -249,6 +253,8 @@ def test_every_file_of_a_realistic_folder_is_used_skipped_or_ignored_with_its_re
     assert sorted(manifest["class_name"].unique()) == ["café crème", "china", "flower"]
     assert {f["path"].removeprefix(prefix): f["reason"] for f in data["ignored_folders"]} == {
         "empty class": "no image files", "only junk": "no image files"}
+    assert sorted(not_used.loc[not_used.outcome == "class folder left out", "path"]) == [
+        prefix + "empty class", prefix + "only junk"]
     assert "class folder left out: " + prefix + "empty class" in proc.stdout
     # transparent pixels over white, EXIF orientation applied, 16-bit read as 8-bit
     images = np.load(project / "data" / "split" / "images.npy")

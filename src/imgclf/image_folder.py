@@ -28,6 +28,8 @@ EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 # Image files OpenCV cannot decode: bad images (skipped or fatal), the message says what to do.
 UNSUPPORTED = {".heic", ".heif", ".avif"}
 DEFAULT_MAX_MEGAPIXELS = 100
+LISTED = 1000                   # per list in metrics/data.json; NOT_USED holds them all
+NOT_USED = "not_used.csv"
 _NOHASH = re.compile(r"^(?P<stem>.+?)_nohash_.*$")
 _FORMAT_OF_EXT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
                   ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF"}
@@ -48,6 +50,15 @@ class FolderReport:
     ignored_folders: list[dict] = field(default_factory=list)  # class folders left out, {"path", "reason"}
     pre_split: bool = False
 
+    def not_used(self) -> pd.DataFrame:
+        """Every file skipped or ignored and every class folder left out, with its reason: the
+        complete list (metrics/data.json lists the first LISTED of each)."""
+        rows = ([{"path": i["path"], "outcome": "skipped", "reason": i["reason"]} for i in self.skipped]
+                + [{"path": i["path"], "outcome": "ignored", "reason": i["reason"]} for i in self.ignored]
+                + [{"path": i["path"], "outcome": "class folder left out", "reason": i["reason"]}
+                   for i in self.ignored_folders])
+        return pd.DataFrame(sorted(rows, key=lambda r: r["path"].split("/")), columns=["path", "outcome", "reason"])
+
     def as_metrics(self) -> dict:
         reasons: dict[str, int] = {}
         for item in self.ignored:
@@ -56,8 +67,8 @@ class FolderReport:
         return {"files": self.files, "images": self.images, "skipped_bad_images": len(self.skipped),
                 "ignored_files": len(self.ignored), "ignored_class_folders": len(self.ignored_folders),
                 "pre_split": self.pre_split, "ignored_by_reason": dict(sorted(reasons.items())),
-                "skipped": self.skipped[:1000], "ignored": self.ignored[:1000],
-                "ignored_folders": self.ignored_folders}
+                "skipped": self.skipped[:LISTED], "ignored": self.ignored[:LISTED],
+                "ignored_folders": self.ignored_folders[:LISTED], "complete_list": f"data/split/{NOT_USED}"}
 
 
 class BadImage(DataError):
