@@ -503,3 +503,13 @@ def test_the_split_stage_decodes_a_folder_into_its_output_file_not_into_memory(t
     assert len(report.skipped) == 1                                   # the stage's file shrank to the decoded rows
     np.testing.assert_array_equal(np.load(split_dir / "images.npy"), data.images)
     assert not [p.name for p in split_dir.iterdir() if p.name.startswith(".")]   # no temp file left
+
+
+def test_a_missing_source_is_named_and_a_relative_one_explained(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArchiveError, match=r"dataset.source photos: no such file or directory \(a relative "
+                                           r"path is read from .*give an absolute path\)"):
+        fetch_folder("photos", None, tmp_path / "raw" / "images", max_bytes=2**30)
+    with pytest.raises(ArchiveError, match=r"dataset.source /nowhere/photos.zip: no such file or directory$"):
+        fetch_folder("/nowhere/photos.zip", None, tmp_path / "raw" / "images", max_bytes=2**30)
+    assert not (tmp_path / "raw" / "images").exists()

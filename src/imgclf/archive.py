@@ -182,6 +182,11 @@ def fetch_folder(source: str, sha256: str | None, dest: Path, *, max_bytes: int,
         not_copied = mirror(Path(source).expanduser(), dest)
         write_record(record_path, None, not_copied)
         return f"mirrored directory {source} ({len(not_copied)} entries not copied)"
+    if not is_url and not Path(source).expanduser().exists():
+        where = ("" if Path(source).expanduser().is_absolute() else
+                 f" (a relative path is read from {Path.cwd()}; `dvc exp run --temp` and `--queue` "
+                 f"run in a copy of the repo under .dvc/tmp/exps: give an absolute path)")
+        raise ArchiveError(f"dataset.source {source}: no such file or directory{where}")
     name = source.rsplit("/", 1)[-1].split("?")[0]
     if not name.endswith(ARCHIVE_SUFFIXES):
         raise ArchiveError(f"dataset.source {source!r}: expected a directory or a {', '.join(ARCHIVE_SUFFIXES)} "
@@ -198,8 +203,6 @@ def fetch_folder(source: str, sha256: str | None, dest: Path, *, max_bytes: int,
                 raise ArchiveError(f"could not download {source}: {err}") from None
         else:
             archive = Path(source).expanduser()
-            if not archive.is_file():
-                raise ArchiveError(f"dataset.source {source}: no such file or directory")
         actual = file_sha256(archive)
         if sha256 and actual != sha256:
             raise ArchiveError(f"{source}: SHA-256 {actual}, expected {sha256} (dataset.source_sha256)")
