@@ -8,7 +8,7 @@ Copies of training images are made the ways users make them (below), each kind a
 pair of kinds, and searched against the whole folder exactly as the split stage measures its
 recall on the augmenters' own variants (as queries: they never change the audit itself); the
 augmenters' own variants (params.yaml's, as the split stage makes them) are a row too. The
-folders are bench/folder_kinds.py's: Fashion-MNIST at 28 px grey and at 96 px tinted RGB, blocky
+folders are bench/support/folder_kinds.py's: Fashion-MNIST at 28 px grey and at 96 px tinted RGB, blocky
 48 px digits, 64 px photo tiles. Writes docs/near_duplicates.md's table and
 bench/out/near_duplicate_recall.json; --before adds an earlier run's figures to each cell.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import folder_kinds
+from support import folder_kinds     # bench/support: helpers, not benchmarks
 
 
 def _shift(x, r, fill):
