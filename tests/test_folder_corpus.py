@@ -250,6 +250,8 @@ def test_every_file_of_a_realistic_folder_is_used_skipped_or_ignored_with_its_re
     assert not wrong, wrong
     # the counts add up to the files present, and what was left out is said
     assert data["files"] == len(wanted) == data["images"] + data["skipped_bad_images"] + data["ignored_files"]
+    assert sum(data["ignored_by_reason"].values()) == data["ignored_files"]
+    assert not any("." in key for key in data["ignored_by_reason"])      # dvc metrics diff splits keys on dots
     assert sorted(manifest["class_name"].unique()) == ["café crème", "china", "flower"]
     assert {f["path"].removeprefix(prefix): f["reason"] for f in data["ignored_folders"]} == {
         "empty class": "no image files", "only junk": "no image files"}

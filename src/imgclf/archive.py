@@ -111,7 +111,7 @@ def _resolve(m: _Member, by_name: dict[str, _Member]) -> tuple[_Member | None, s
         base = "" if m.kind == "hardlink" else posixpath.dirname(m.name)   # tar hard links name archive paths
         target = posixpath.normpath(posixpath.join(base, _norm(m.link)))
         if m.link.startswith("/") or target == ".." or target.startswith("../"):
-            return None, f"link to {m.link}, outside the archive (not followed)"
+            return None, f"link outside the archive (to {m.link}; not followed)"
         if target not in by_name:
             return None, BROKEN
         m = by_name[target]

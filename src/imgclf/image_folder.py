@@ -61,7 +61,7 @@ class FolderReport:
 
     def as_metrics(self) -> dict:
         reasons: dict[str, int] = {}
-        for item in self.ignored:
+        for item in self.ignored:      # the reason's fixed part, without the details in brackets
             key = item["reason"].split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
         return {"files": self.files, "images": self.images, "skipped_bad_images": len(self.skipped),
@@ -77,7 +77,8 @@ class BadImage(DataError):
 
 @dataclass(frozen=True)
 class Decoding:
-    """How every file becomes a training image; the same for the split stage and imgclf-predict."""
+    """How the split stage turns every file into a training image (imgclf-predict calls the same
+    `decode`, with the default pixel limit)."""
     size: int
     colour: str                                   # grey | rgb
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
