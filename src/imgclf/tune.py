@@ -74,14 +74,35 @@ def trial_seeded_tpe(seed: int):
     """
     optuna = _optuna()
 
-    class TrialSeededTPE(optuna.samplers.TPESampler):
-        def before_trial(self, study, trial):
-            trial_seed = (seed * 1_000_003 + trial.number) % 2**32
-            self._rng.rng.seed(trial_seed)
-            self._random_sampler._rng.rng.seed(trial_seed)
-            super().before_trial(study, trial)
+    class TrialSeededTPE(optuna.samplers.BaseSampler):
+        """A TPE sampler made anew for each trial with that trial's seed: TPE keeps nothing
+        between trials but its random state (the history is read from the study), and Optuna
+        offers no public way to reseed a sampler with a given seed (`reseed_rng` draws one)."""
 
-    return TrialSeededTPE(seed=seed, constant_liar=True)
+        def __init__(self):
+            self.tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+        def before_trial(self, study, trial):
+            self.tpe = optuna.samplers.TPESampler(seed=(seed * 1_000_003 + trial.number) % 2**32,
+                                                  constant_liar=True)
+            self.tpe.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self.tpe.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.tpe.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.tpe.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self.tpe.after_trial(study, trial, state, values)
+
+        def reseed_rng(self):
+            self.tpe.reseed_rng()
+
+    return TrialSeededTPE()
 
 
 def default_storage(study: str, root: Path) -> str:
