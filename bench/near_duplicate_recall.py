@@ -74,7 +74,7 @@ OWN = "own variants (params.yaml's augmenters)"
 
 def measure(data, per_kind: int, config, augment) -> dict:
     """Recall per copy kind on one folder, the pairs it flags, and the time the audit took."""
-    from imgclf.audit import own_variant_recall, probe_variants
+    from imgclf.audit import probe_variants
     from imgclf.near_duplicates import near_duplicates
 
     images, m = np.asarray(data.images), data.manifest

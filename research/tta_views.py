@@ -10,7 +10,6 @@ data/split (the split is the same for every experiment that leaves split.* alone
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import yaml
 
 from imgclf import paths
 from imgclf.cnn import _scaled, tta_views
-from imgclf.experiments import resolve
+from imgclf.experiments import read_at, resolve
 from imgclf.manifest import load_set
 
 VIEWS = {"image only": (False, 0), "+ mirror": (True, 0), "+ 1 px shifts": (False, 1),
@@ -27,8 +26,10 @@ VIEWS = {"image only": (False, 0), "+ mirror": (True, 0), "+ 1 px shifts": (Fals
 
 
 def model_in_cache(commit: str) -> Path:
-    lock = yaml.safe_load(subprocess.run(["git", "show", f"{commit}:dvc.lock"], capture_output=True,
-                                         text=True, check=True).stdout)
+    shown = read_at(commit, "dvc.lock")
+    if shown is None:
+        raise SystemExit(f"{commit[:7]}: no dvc.lock in that commit")
+    lock = yaml.safe_load(shown)
     outs = {o["path"]: o["md5"] for o in lock["stages"]["train"]["outs"] if "md5" in o}
     md5 = outs[str(paths.MODEL)]
     path = Path(".dvc/cache/files/md5") / md5[:2] / md5[2:]
@@ -75,4 +76,9 @@ def _as_keras(path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    from imgclf.errors import UserError
+
+    try:
+        main()
+    except UserError as err:            # a name that is no experiment or revision
+        raise SystemExit(f"error: {err}") from None

@@ -15,7 +15,6 @@ errors that coincide are what no vote can fix.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from imgclf.experiments import experiment_refs, resolve, shared_errors, split_hash, votes
+from imgclf.experiments import experiment_refs, read_at, resolve, shared_errors, split_hash, votes
 
 CLASSIFIER = "models/classifier.keras"
 
@@ -54,10 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     announce(ran_with(args, {"experiments": {n: f"{r}: its params.yaml" for n, r in revs.items()}}))
     workspace = split_hash(yaml.safe_load(Path("dvc.lock").read_text()), "dvc.lock of the workspace")
     for name, rev in revs.items():
-        lock = subprocess.run(["git", "show", f"{rev}:dvc.lock"], capture_output=True, text=True)
-        if lock.returncode:
+        lock = read_at(rev, "dvc.lock")
+        if lock is None:
             raise SystemExit(f"{name} ({rev[:7]}): no dvc.lock in that commit")
-        if split_hash(yaml.safe_load(lock.stdout), f"dvc.lock of {name}") != workspace:
+        if split_hash(yaml.safe_load(lock), f"dvc.lock of {name}") != workspace:
             raise SystemExit(f"{name} ({rev[:7]}) was scored on another split than the workspace's data/split "
                              f"({workspace}); `dvc exp apply` a run of the same split first")
 
@@ -81,4 +80,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from imgclf.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as err:            # a name that is no experiment, a lock without a split
+        sys.exit(f"error: {err}")

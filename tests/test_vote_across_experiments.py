@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from imgclf import experiments as vote
-from imgclf.experiments import resolve
+from imgclf.experiments import RevisionError, resolve
 
 REFS = "\n".join([
     f"{'a' * 40} refs/exps/09/2b918f/cnn-w32-e10",
@@ -19,13 +19,13 @@ def test_an_experiment_name_resolves_to_its_commit():
 
 
 def test_a_name_that_is_only_a_suffix_of_another_does_not_match():
-    with pytest.raises(SystemExit, match="'w48-e6' is neither an experiment"):
+    with pytest.raises(RevisionError, match="'w48-e6' is neither an experiment"):
         resolve("w48-e6", REFS)
 
 
 def test_a_name_used_on_two_commits_is_refused_with_both_commits():
     refs = REFS + f"\n{'d' * 40} refs/exps/fc/f10e66/cnn-w48-e6"
-    with pytest.raises(SystemExit, match="ambiguous.*" + "b" * 40 + ".*" + "d" * 40):
+    with pytest.raises(RevisionError, match="ambiguous.*" + "b" * 40 + ".*" + "d" * 40):
         resolve("cnn-w48-e6", refs)
 
 
@@ -33,7 +33,7 @@ def test_split_hash_is_read_from_the_split_stage_and_its_absence_named():
     lock = {"stages": {"split": {"outs": [{"path": "metrics/previews/x.png", "md5": "1"},
                                           {"path": "data/split", "md5": "abc.dir"}]}}}
     assert vote.split_hash(lock, "dvc.lock") == "abc.dir"
-    with pytest.raises(SystemExit, match="dvc.lock of x: no split stage"):
+    with pytest.raises(RevisionError, match="dvc.lock of x: no split stage"):
         vote.split_hash({"stages": {}}, "dvc.lock of x")
 
 

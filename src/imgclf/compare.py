@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +41,13 @@ def load_predictions(rev: str, path: str = PREDICTIONS) -> tuple[pd.DataFrame, s
             raise CompareError(f"workspace: no {path}; run `dvc repro` first")
         raw, label = file.read_bytes(), "workspace"
     else:
-        from imgclf.experiments import resolve
+        from imgclf.experiments import read_at, resolve
 
-        try:
-            commit = resolve(rev)
-        except SystemExit as err:          # resolve's message names the revision
-            raise CompareError(str(err)) from None
-        shown = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True)
-        if shown.returncode:
+        commit = resolve(rev)
+        raw = read_at(commit, path)
+        if raw is None:
             raise CompareError(f"{rev} ({commit[:7]}): no {path} in that commit; run the pipeline there")
-        raw, label = shown.stdout, commit[:7] if commit.startswith(rev) else f"{rev} ({commit[:7]})"
+        label = commit[:7] if commit.startswith(rev) else f"{rev} ({commit[:7]})"
     frame = pd.read_csv(io.BytesIO(raw))
     missing = {"id", "actual", "predicted"} - set(frame.columns)
     if missing:

@@ -8,6 +8,12 @@ import subprocess
 
 import numpy as np
 
+from imgclf.errors import UserError
+
+
+class RevisionError(UserError, ValueError):
+    """A name that is no experiment or revision, or a commit without the file asked for."""
+
 
 def experiment_refs() -> str:
     """`git for-each-ref` lines "<commit> refs/exps/.../<name>" of this clone's experiments."""
@@ -25,13 +31,13 @@ def resolve(name: str, refs: str | None = None) -> str:
         if ref.startswith("refs/exps/") and ref.endswith("/" + name):
             hits.add(commit)
     if len(hits) > 1:
-        raise SystemExit(f"experiment name {name!r} is ambiguous: commits {sorted(hits)}; pass one of them")
+        raise RevisionError(f"experiment name {name!r} is ambiguous: commits {sorted(hits)}; pass one of them")
     if hits:
         return hits.pop()
     done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
                           capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"{name!r} is neither an experiment (dvc exp show) nor a git revision")
+        raise RevisionError(f"{name!r} is neither an experiment (dvc exp show) nor a git revision")
     return done.stdout.strip()
 
 
@@ -40,7 +46,14 @@ def split_hash(lock: dict, where: str) -> str:
     for out in (lock.get("stages", {}).get("split", {}) or {}).get("outs", []):
         if out.get("path") == "data/split":
             return out["md5"]
-    raise SystemExit(f"{where}: no split stage with an output data/split; run the pipeline there first")
+    raise RevisionError(f"{where}: no split stage with an output data/split; run the pipeline there first")
+
+
+def read_at(rev: str, path: str) -> bytes | None:
+    """The committed bytes of a git-tracked file at rev (None when it did not exist there):
+    metrics and plot data of another commit or experiment, which DVC never caches."""
+    shown = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True)
+    return shown.stdout if shown.returncode == 0 else None
 
 
 def votes(probs: dict[str, np.ndarray], y: np.ndarray) -> list[tuple[tuple[str, ...], float]]:

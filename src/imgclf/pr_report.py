@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgclf.experiments import read_at
 from imgclf.figures import png_bytes, pyplot
 
 CONFUSION = "metrics/plots/confusion_test.csv"
@@ -31,12 +32,6 @@ PREVIEWS = {"metrics/previews/embedding_test.png": "Embedding view (test)",
 
 def _dvc() -> str:
     return os.environ.get("DVC", "dvc")
-
-
-def read_at(rev: str, path: str) -> bytes | None:
-    """The committed bytes of a git-tracked file at rev (None when it did not exist there)."""
-    res = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True)
-    return res.stdout if res.returncode == 0 else None
 
 
 def read_head(path: str) -> bytes | None:

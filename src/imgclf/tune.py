@@ -262,10 +262,12 @@ def reap_dead_trials(study, root: Path) -> list[int]:
 
 
 def read_metric(commit: str, metrics: str, key: str, where: str) -> float:
-    shown = subprocess.run(["git", "show", f"{commit}:{metrics}"], capture_output=True, text=True)
-    if shown.returncode:
+    from imgclf.experiments import read_at
+
+    shown = read_at(commit, metrics)
+    if shown is None:
         raise TrialFailed(f"{where}: no {metrics} in its commit {commit[:7]}")
-    node: Any = json.loads(shown.stdout)
+    node: Any = json.loads(shown)
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             raise TrialFailed(f"{where}: {metrics} has no {key}")
