@@ -291,3 +291,25 @@ def test_a_class_whose_every_file_is_bad_is_left_out_and_listed(tmp_path):
     data, report = load(tmp_path, 16, "rgb", "skip")
     assert data.class_names() == ["a", "b"] and sorted(data.manifest["label"].unique()) == [0, 1]
     assert report.ignored_folders == [{"path": "c", "reason": "every image file skipped"}]
+
+
+def test_names_that_are_not_utf8_are_listed_not_crashed_on(tmp_path):
+    """Linux keeps a file name's bytes as they are; a zip made on an old Windows machine leaves
+    names in its own code page. Such a file is ignored and listed, readable, with the rest."""
+    from imgclf.image_folder import load
+
+    rng = np.random.default_rng(2)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.fromarray(_photo(rng)).save(tmp_path / cls / f"{i}.png")
+    os.makedirs(os.path.join(os.fsencode(tmp_path), b"caf\xe9"))
+    Image.fromarray(_photo(rng)).save(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"a", b"\xff.png")), format="PNG")
+    Image.fromarray(_photo(rng)).save(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9", b"x.png")), format="PNG")
+    data, report = load(tmp_path, 16, "rgb", "skip")
+    assert len(data.images) == 4 and report.files == 6
+    assert [(i["path"], i["reason"]) for i in report.ignored] == [
+        ("a/\ufffd.png", "file name is not valid UTF-8 (rename it)"),
+        ("caf\ufffd/x.png", "file name is not valid UTF-8 (rename it)")]
+    report.not_used().to_csv(tmp_path / "not_used.csv", index=False)     # writes, does not raise
+    json.dumps(report.as_metrics())

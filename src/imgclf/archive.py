@@ -210,6 +210,6 @@ def fetch_folder(source: str, sha256: str | None, dest: Path, *, max_bytes: int,
             return f"{source}: same SHA-256 as last extracted, {dest} kept"
         unpacked = Path(tmpdir) / "unpacked"
         not_extracted = extract(archive, unpacked, max_bytes)
-        not_copied = mirror(unpacked, dest)
+        not_copied = mirror(unpacked, dest, move=True)
         write_record(record_path, actual, not_extracted + not_copied)
     return f"extracted {source} ({len(not_extracted)} members not extracted)"

@@ -95,9 +95,11 @@ def _problem(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else SPECIAL
 
 
-def mirror(src: Path, dest: Path) -> list[Entry]:
+def mirror(src: Path, dest: Path, move: bool = False) -> list[Entry]:
     """Make dest hold exactly src's regular files (links to files as copies of their targets)
-    and real folders; return the entries that could not be copied, for the reader to report."""
+    and real folders; return the entries that could not be copied, for the reader to report.
+    move=True: src is a scratch copy on dest's file system (an unpacked archive), so a new or
+    changed file is renamed into place instead of copied."""
     entries, dirs = walk(src)
     dest.mkdir(parents=True, exist_ok=True)
     wanted = {e.rel for e in entries if e.problem is None}
@@ -107,6 +109,9 @@ def mirror(src: Path, dest: Path) -> list[Entry]:
     for rel in sorted(wanted):
         source, target = src / rel, dest / rel
         if target.is_file() and not target.is_symlink() and _same(source, target):
+            continue
+        if move and not source.is_symlink():
+            os.replace(source, target)
             continue
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:40]}.", suffix=".tmp", dir=target.parent)
         os.close(fd)

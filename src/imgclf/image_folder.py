@@ -235,14 +235,21 @@ def image_shape(size: int, colour: str) -> tuple[int, ...]:
     return (size, size) + ((3,) if colour == "rgb" else ())
 
 
-def _ignore_reason(parts: list[str], base: list[str], pre_split: bool, entry: Entry | None = None) -> str | None:
-    """Why a file is not data, or None for an image file in a class folder."""
+def _outside_reason(parts: list[str], base: list[str]) -> str | None:
+    """Why a path (file or folder) is not part of the image folder at all, or None."""
     if any(is_os_metadata(p) for p in parts):
         return "OS metadata"
     if any(p.startswith(".") for p in parts):
         return "hidden"
     if parts[:len(base)] != base:
         return f"outside the image folder ({'/'.join(base)}/)"
+    return None
+
+
+def _ignore_reason(parts: list[str], base: list[str], pre_split: bool, entry: Entry | None = None) -> str | None:
+    """Why a file is not data, or None for an image file in a class folder."""
+    if (reason := _outside_reason(parts, base)) is not None:
+        return reason
     if entry is not None and entry.problem is not None and not entry.bad:
         return entry.problem
     if len(parts) - len(base) < (3 if pre_split else 2):
@@ -255,6 +262,12 @@ def _ignore_reason(parts: list[str], base: list[str], pre_split: bool, entry: En
     except UnicodeEncodeError:
         return "file name is not valid UTF-8 (rename it)"
     return None
+
+
+def _shown(rel: str) -> str:
+    """A path as reports can print and store it: a name that is not valid UTF-8 (its bytes kept
+    by Python as surrogates) shows U+FFFD where the bad bytes are."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def scan(root: Path | str, not_copied: list[Entry] = ()) -> Scan:
@@ -278,15 +291,15 @@ def scan(root: Path | str, not_copied: list[Entry] = ()) -> Scan:
         parts = entry.rel.split("/")
         reason = _ignore_reason(parts, base, pre_split, entry)
         if reason is not None:
-            report.ignored.append({"path": entry.rel, "reason": reason})
+            report.ignored.append({"path": _shown(entry.rel), "reason": reason})
             continue
         class_dir = root.joinpath(*parts[:depth + 1])
         candidates.append(Candidate(root / entry.rel, entry.rel, parts[depth], class_dir,
                                     parts[len(base)] if pre_split else None, entry.problem))
-    class_dirs = {"/".join(d.split("/")[:depth + 1]) for d in dirs
-                  if len(d.split("/")) > depth and _ignore_reason(d.split("/") + ["x.png"], base, pre_split) is None}
+    class_dirs = {"/".join(d.split("/")[:depth + 1]) for d in dirs                  # every class folder,
+                  if len(d.split("/")) > depth and _outside_reason(d.split("/"), base) is None}  # used or not
     used = {c.class_dir.relative_to(root).as_posix() for c in candidates}
-    report.ignored_folders = [{"path": d, "reason": "no image files"} for d in sorted(class_dirs - used)]
+    report.ignored_folders = [{"path": _shown(d), "reason": "no image files"} for d in sorted(class_dirs - used)]
     if not candidates:
         raise DataError(f"{root}: no image files with extensions {sorted(EXTENSIONS)} in class folders "
                         f"(expected <class>/<image> or train|val|test/<class>/<image>; "
