@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 repro: setup
-	$(RUN) $(BIN)/python -m imgclf.params --check params.yaml
+	$(RUN) $(BIN)/imgclf check params.yaml
 	$(RUN) $(BIN)/dvc repro
 
 # One pytest worker per core (pytest-xdist); a test file stays on one worker, in order, because
@@ -30,19 +30,18 @@ PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
 
-# The unit tests only (about 2 minutes on 2 cores): what a developer runs between edits.
+# The unit tests only: what a developer runs between edits.
 test-fast: setup
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-# The fast tests' mutation score per core module (docs/mutation.md; not part of `make test`). 3,929
-# mutants: hours on 2 cores (the cheapest 1,314 took 52 minutes on an AVX2-only CPU, 13 of them the
-# first passes over the suite). Stop it at any time: mutmut keeps results in mutants/ and goes on where it stopped;
-# MUTANTS="imgclf.split.*" runs (or re-tests) a subset, MUTANTS="$$(python bench/mutation_score.py --sample 50)"
-# a random 50 unchecked per module (550 took 21 minutes on AVX512-BF16); MUTATION_REPORT names where
-# its report goes, so a partial run does not replace the full one. Tests edited since the last run
-# are copied into mutants/ and mutmut maps tests to mutants again (a pass over the suite, about 5
-# minutes), so re-testing survivors by name sees the new tests. Tests that need the MobileNet
-# weights are skipped unless KERAS_HOME has them.
+# The fast tests' mutation score per core module (docs/mutation.md, with its counts and times; not
+# part of `make test`): hours on 2 cores. Stop it at any time: mutmut keeps results in mutants/ and
+# goes on where it stopped; MUTANTS="imgclf.data.split.*" runs (or re-tests) a subset,
+# MUTANTS="$$(python bench/mutation_score.py --sample 50)" a random 50 unchecked per module;
+# MUTATION_REPORT names where its report goes, so a partial run does not replace the full one.
+# Tests edited since the last run are copied into mutants/ and mutmut maps tests to mutants again
+# (a pass over the suite), so re-testing survivors by name sees the new tests. Tests that need the
+# MobileNet weights are skipped unless KERAS_HOME has them.
 MUTATION_REPORT ?= docs/mutation.md
 mutation: setup
 	$(BIN)/pip install --quiet -r requirements-mutation.txt
@@ -54,16 +53,16 @@ mutation: setup
 
 # A named recipe from presets/ as a DVC experiment: make exp PRESET=cnn [ARGS="-S train.cnn.epochs=6"]
 exp: setup
-	$(RUN) $(BIN)/python -m imgclf.exp $(PRESET) $(ARGS)
+	$(RUN) $(BIN)/imgclf preset $(PRESET) $(ARGS)
 
 # Optuna TPE over DVC experiments: make tune [SPACE=search/head.yaml] [TRIALS=30]
 SPACE  ?= search/head.yaml
 TRIALS ?= 30
 tune: setup
-	$(RUN) $(BIN)/python -m imgclf.tune --space $(SPACE) --trials $(TRIALS)
+	$(RUN) $(BIN)/imgclf tune --space $(SPACE) --trials $(TRIALS)
 
 check: setup
-	$(RUN) $(BIN)/python -m imgclf.params --check params.yaml
+	$(RUN) $(BIN)/imgclf check params.yaml
 
 clean-venv:
 	rm -rf $(VENV)

@@ -38,8 +38,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/imgclf-augment-parallel"))
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
-    from imgclf.parallel import default_workers
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.parallel import default_workers
+    from imgclf.core.provenance import announce, ran_with
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["augment"]["multiplier"] = args.multiplier

@@ -32,18 +32,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--single", type=int, default=300, help="images for the per-image run")
     args = parser.parse_args()
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     run = announce(ran_with(args, {"bottleneck": {"backbone": "MobileNet", "backbone_args": {"alpha": 0.25},
                                                 "weights": "imagenet", "resize": "linear"}}))
 
-    from imgclf.atomic import load_npy
-    from imgclf.backbones import FeatureExtractor, to_rgb_resized
-    from imgclf.bottleneck import compute_features
-    from imgclf.feature_store import FeatureStore
+    from imgclf.core.atomic import load_npy
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe, to_rgb_resized
+    from imgclf.features.bottleneck import compute_features
+    from imgclf.features.feature_store import FeatureStore
 
     images = load_npy("data/split/images.npy", mmap=True)[: args.images]
     images = np.ascontiguousarray(images)
-    ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, "imagenet", args.image_size, "linear", args.batch_size)
+    ex = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, "imagenet", args.image_size, "linear"), args.batch_size)
     out: dict = {"ran_with": run, "images": len(images), "image_size": args.image_size, "batch_size": args.batch_size,
                  "namespace": ex.namespace}
 

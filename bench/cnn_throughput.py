@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from imgclf.cnn import CnnConfig, build_cnn_in_precision, native_bfloat16
-from imgclf.params import load_params
+from imgclf.config.params import load_params
+from imgclf.models.cnn import CnnConfig, build_cnn_in_precision, native_bfloat16
 
 
 def measure(cfg: CnnConfig, batches: int) -> tuple[float, float]:
@@ -54,7 +54,7 @@ def main() -> None:
         settings["filters"] = [int(f) for f in args.filters.split(",")]
     settings.update({k: v for k, v in (("block", args.block), ("precision", args.precision)) if v})
     cfg = CnnConfig(seed=0, **settings)
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     announce(ran_with(args, {"train.cnn": cfg.model_dump()}))
     rate, cores = measure(cfg, args.batches)
     print(f"cnn {'-'.join(map(str, cfg.filters))} {cfg.block} {cfg.precision} batch {cfg.batch_size} "

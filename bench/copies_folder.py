@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=300)
     parser.add_argument("--out", default="bench/out/copies_folder")
     args = parser.parse_args()
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     run = announce(ran_with(args, {"params.yaml": "the repository's, with dataset.kind image_folder"}))
-    from imgclf.manifest import load_set
+    from imgclf.data.manifest import load_set
 
     out = Path(args.out).resolve()
     shutil.rmtree(out, ignore_errors=True)

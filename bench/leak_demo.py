@@ -6,7 +6,7 @@ Same small subset of the real Fashion-MNIST training set, same augmenters, same 
 features and head as the pipeline's defaults:
   (a) leaky: every source is augmented first, then the augmented images are split at random into
       train/val, so variants of one source land on both sides (the classic mistake);
-  (b) clean: sources are split first (imgclf.split), then only train is augmented (imgclf.augment).
+  (b) clean: sources are split first (imgclf.data.split), then only train is augmented (imgclf.data.augment).
 Both are scored on val and on the official test set. The near-duplicate audit (the split stage's,
 with params.yaml's settings) is then run on the leaky result: of the leaked (val image, train
 image of the same source) pairs, how many it would have kept together (same group of confirmed
@@ -35,8 +35,8 @@ def audit_leaky(everything, is_val: np.ndarray) -> dict:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from imgclf.near_duplicates import AuditConfig, near_duplicates
-    from imgclf.params import load_params
+    from imgclf.config.params import load_params
+    from imgclf.data.near_duplicates import AuditConfig, near_duplicates
 
     p = load_params("params.yaml").split
     config = AuditConfig(max_shift=p.near_duplicate_max_shift, neighbours=p.near_duplicate_neighbours,
@@ -71,23 +71,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from imgclf.augment import augment_set
-    from imgclf.backbones import FeatureExtractor
-    from imgclf.bottleneck import compute_features, project_root
-    from imgclf.feature_store import FeatureStore
-    from imgclf.head import HeadConfig, train_head
-    from imgclf.manifest import load_set
-    from imgclf.split import assign_splits
+    from imgclf.core.paths import project_root
+    from imgclf.data.augment import Recipe, augment_set
+    from imgclf.data.manifest import load_set
+    from imgclf.data.split import assign_splits
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
+    from imgclf.features.bottleneck import compute_features
+    from imgclf.features.feature_store import FeatureStore
+    from imgclf.models.head import HeadConfig, train_head
 
     full = load_set("data/split")
     m = full.manifest
     train_pool = full.subset((m["official_split"] == "train").to_numpy()).subset(np.arange(args.sources))
     test = full.subset((m["official_split"] == "test").to_numpy())
-    ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, "imagenet", 96, "linear", 256)
+    ex = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, "imagenet", 96, "linear"), 256)
     store = FeatureStore(project_root() / ".cache" / "bottlenecks" / "features.sqlite")
     cfg = HeadConfig(seed=args.seed, hidden_units=[256], input_dropout=0.0, dropout=0.3, learning_rate=1e-3,
                      batch_size=256, epochs=60, patience=6)
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     provenance = announce(ran_with(args, {"head": cfg.model_dump(), "bottleneck": ex.namespace}))
     test_x, _ = compute_features(np.asarray(test.images), ex, store, show_progress=False)
     test_y = test.manifest["label"].to_numpy()
@@ -103,8 +104,8 @@ def main() -> None:
                 "test_accuracy": round(test_acc, 4), "val_minus_test": round(val_acc - test_acc, 4)}
 
     pool = train_pool.manifest.assign(split="train")
-    everything, _ = augment_set(type(train_pool)(train_pool.images, pool), args.multiplier, 42, AUGMENTERS,
-                                show_progress=False)
+    recipe = Recipe(args.multiplier, 42, AUGMENTERS)
+    everything, _ = augment_set(type(train_pool)(train_pool.images, pool), recipe, show_progress=False)
     rng = np.random.default_rng(args.seed)
     is_val = rng.random(len(everything.images)) < args.val_fraction
     leaky = run(everything.subset(~is_val), everything.subset(is_val))
@@ -114,7 +115,7 @@ def main() -> None:
     leaky.update(audit_leaky(everything, is_val))
 
     split = assign_splits(train_pool, args.val_fraction, args.seed)
-    augmented, _ = augment_set(split, args.multiplier, 42, AUGMENTERS, show_progress=False)
+    augmented, _ = augment_set(split, recipe, show_progress=False)
     am = augmented.manifest
     clean = run(augmented.subset((am["split"] == "train").to_numpy()), augmented.subset((am["split"] == "val").to_numpy()))
     clean_parents = am["parent_id"].to_numpy()

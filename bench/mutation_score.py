@@ -15,7 +15,7 @@ tests or an equivalent change (same behaviour, e.g. a renamed keyword that is ne
 are listed under a one-line reason in bench/mutants_equivalent.yaml, and the score with them
 discounted is the second figure. Writes the table and every unexplained survivor to --out, and
 the counts beside it (docs/mutation.json); --before names an earlier run's counts (by default
-docs/mutation-before.json: the first run, on b83abf8's tests) for a column of what the tests
+bench/baselines/mutation-b83abf8.json: the first run, on b83abf8's tests) for a column of what the tests
 caught then.
 """
 
@@ -57,8 +57,8 @@ def load_results(mutants: Path) -> dict[str, str]:
 
 
 def module_of(mutant: str) -> str:
-    """imgclf.split.x_by_source__mutmut_3 -> split; methods are module.xǁClassǁmethod__mutmut_N."""
-    return re.match(r"imgclf\.(\w+)\.x[_ǁ]", mutant).group(1)
+    """imgclf.data.split.x_by_source__mutmut_3 -> split; methods are module.xǁClassǁmethod__mutmut_N."""
+    return re.match(r"imgclf\.(?:\w+\.)?(\w+)\.x[_ǁ]", mutant).group(1)
 
 
 def sample(results: dict[str, str], per_module: int, seed: int) -> list[str]:
@@ -157,7 +157,7 @@ def main() -> None:
     ap.add_argument("--equivalent", type=Path, default=Path("bench/mutants_equivalent.yaml"))
     ap.add_argument("--out", type=Path, default=Path("docs/mutation.md"))
     ap.add_argument("--json", type=Path, help="the counts (default: --out with .json)")
-    ap.add_argument("--before", type=Path, default=Path("docs/mutation-before.json"),
+    ap.add_argument("--before", type=Path, default=Path("bench/baselines/mutation-b83abf8.json"),
                     help="an earlier run's --json, for a 'score before' column (skipped if missing)")
     ap.add_argument("--sample", type=int, metavar="N",
                     help="print N unchecked mutants per module, at random, for `mutmut run`; write nothing")
@@ -167,8 +167,8 @@ def main() -> None:
         print(" ".join(sample(load_results(args.mutants), args.sample, args.seed)))
         return
 
-    from imgclf.atomic import write_json, write_text
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.atomic import write_json, write_text
+    from imgclf.core.provenance import announce, ran_with
 
     record = announce(ran_with({k: str(v) for k, v in vars(args).items()}))
     results = load_results(args.mutants)

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from support import folder_kinds     # bench/support: helpers, not benchmarks
+from support import folder_kinds  # bench/support: helpers, not benchmarks
 
 
 def _shift(x, r, fill):
@@ -74,8 +73,8 @@ OWN = "own variants (params.yaml's augmenters)"
 
 def measure(data, per_kind: int, config, augment) -> dict:
     """Recall per copy kind on one folder, the pairs it flags, and the time the audit took."""
-    from imgclf.audit import probe_variants
-    from imgclf.near_duplicates import near_duplicates
+    from imgclf.data.audit import probe_variants
+    from imgclf.data.near_duplicates import near_duplicates
 
     images, m = np.asarray(data.images), data.manifest
     pool = np.flatnonzero(m["official_split"].isin(["train", "pool"]).to_numpy())
@@ -126,9 +125,9 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true", help="write the JSON only")
     args = parser.parse_args()
 
-    from imgclf.near_duplicates import AuditConfig
-    from imgclf.params import load_params
-    from imgclf.provenance import announce, ran_with
+    from imgclf.config.params import load_params
+    from imgclf.core.provenance import announce, ran_with
+    from imgclf.data.near_duplicates import AuditConfig
 
     params = load_params("params.yaml")
     config = AuditConfig(max_shift=params.split.near_duplicate_max_shift, neighbours=params.split.near_duplicate_neighbours,

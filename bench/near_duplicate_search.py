@@ -55,11 +55,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    from imgclf.provenance import announce, ran_with
-    from imgclf.manifest import load_set
-    from imgclf.near_duplicates import (AuditConfig, copy_descriptors, near_duplicates, neighbour_pairs,
-                                        overlap_keys, overlap_pairs, window_pairs)
-    import imgclf.near_duplicates as nd
+    import imgclf.data.near_duplicates as nd
+    from imgclf.core.provenance import announce, ran_with
+    from imgclf.data.manifest import load_set
+    from imgclf.data.near_duplicates import (
+        AuditConfig,
+        copy_descriptors,
+        near_duplicates,
+        neighbour_pairs,
+        overlap_keys,
+        overlap_pairs,
+        window_pairs,
+    )
 
     config = AuditConfig()
     real = np.asarray(load_set("data/split").images)

@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--single", type=int, default=200)
     args = parser.parse_args()
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     run = announce(ran_with(args, {"model": "models/classifier.keras of the workspace"}))
 
     import cv2

@@ -26,13 +26,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from imgclf.core import run_log
+
 REPO = Path(__file__).resolve().parents[1]
 CODE = REPO           # whose stages/ and src/ run: --code runs another checkout's (e.g. the code before a change)
 STAGES = ("augment", "bottleneck", "train", "evaluate")
 
 
 def stage_env(tag: str) -> dict:
-    return dict(os.environ, PYTHONPATH=f"{CODE}{os.pathsep}{CODE / 'src'}", IMGCLF_RUN_TAG=tag,
+    return dict(os.environ, PYTHONPATH=f"{CODE}{os.pathsep}{CODE / 'src'}", **{run_log.TAG: tag},
                 TF_CPP_MIN_LOG_LEVEL="2")
 
 
@@ -61,7 +63,7 @@ def base_params(epochs: int, project: Path, limit: int | None = None) -> dict:
 
 
 def runs(project: Path, tag: str) -> dict[str, dict]:
-    from imgclf.runlog import LOG
+    from imgclf.core.run_log import LOG
     lines = [json.loads(line) for line in (project / LOG).read_text().splitlines()]
     return {e["stage"]: e for e in lines if e.get("tag") == tag}
 
@@ -105,7 +107,7 @@ def make_folder(dest: Path, n: int) -> None:
     """n PNGs of 96 px RGB under dest/<class>/, from the real Fashion-MNIST (data/raw)."""
     import cv2
 
-    from imgclf.fashion_mnist import load
+    from imgclf.data.fashion_mnist import load
 
     if dest.exists() and sum(1 for _ in dest.rglob("*.png")) == n:
         return
@@ -206,10 +208,10 @@ def main() -> None:
     global CODE
     CODE = (args.code or REPO).resolve()
     sys.path.insert(0, str(REPO / "src"))
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     run = announce(ran_with(args, {"params.yaml": f"the repository's, with train.head.epochs = patience = {args.epochs}"}))
     if args.code:
-        from imgclf.provenance import git_commit
+        from imgclf.core.provenance import git_commit
         run["commit"] = git_commit(CODE)
 
     if not (REPO / "data/raw").is_dir():

@@ -39,14 +39,14 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="layer:grid[:image_size]; layer 'output' = the last")
     args = parser.parse_args()
 
-    from imgclf.backbones import extractor_for
-    from imgclf.head import HeadConfig, train_head
-    from imgclf.manifest import load_set
-    from imgclf.params import load_params
+    from imgclf.config.params import load_params
+    from imgclf.data.manifest import load_set
+    from imgclf.features.backbones import extractor_for
+    from imgclf.models.head import HeadConfig, train_head
 
     params = load_params("params.yaml")
     p, h = params.bottleneck, params.train.head
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     announce(ran_with(args, {"bottleneck": p.model_dump(), "train.head": h.model_dump()}))
     data = load_set("data/split", lazy=True)
     split, y = data.manifest["split"].to_numpy(), data.manifest["label"].to_numpy()

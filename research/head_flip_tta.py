@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from imgclf import paths
-from imgclf.manifest import load_set
+from imgclf.core import paths
+from imgclf.data.manifest import load_set
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/classifier.keras", help="an exported classifier (raw images in)")
     args = ap.parse_args()
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     announce(ran_with(args))
     model = keras.models.load_model(args.model, safe_mode=True, compile=False)
     data = load_set(paths.SPLIT, lazy=True)

@@ -19,19 +19,19 @@ import time
 
 import numpy as np
 
-from imgclf import paths
-from imgclf.manifest import load_set
-from imgclf.npy_rows import NpyRows
+from imgclf.core import paths
+from imgclf.core.npy_rows import NpyRows
+from imgclf.data.manifest import load_set
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     args = ap.parse_args()
-    from imgclf.head import HeadConfig, build_head, train_head
-    from imgclf.params import load_params
-    from imgclf.provenance import announce, ran_with
-    from imgclf.training import fit, make_deterministic
+    from imgclf.config.params import load_params
+    from imgclf.core.provenance import announce, ran_with
+    from imgclf.models.head import HeadConfig, build_head, train_head
+    from imgclf.models.training import InMemory, Stopping, fit, make_deterministic
     announce(ran_with(args, {"params.yaml": "train.head of the workspace"}))
 
     head = load_params("params.yaml").train.head
@@ -54,8 +54,8 @@ def main() -> None:
             else:
                 make_deterministic(seed)
                 model = build_head(x_train, 10, cfg)
-                summary = fit(model, x_train, y_train, x_val, y_val, epochs=cfg.epochs,
-                              batch_size=cfg.batch_size, patience=cfg.patience, verbose=0)
+                summary = fit(model, InMemory(x_train, y_train, cfg.batch_size), InMemory(x_val, y_val, cfg.batch_size),
+                              Stopping(cfg.epochs, cfg.patience), verbose=0)
             acc = float(np.mean(np.argmax(model.predict(x_test, batch_size=1024, verbose=0), 1) == y_test))
             scores[path] = acc
             print(f"seed {seed} {path:9s}: test {acc:.4f}, best val {summary['best_val_accuracy']}, "

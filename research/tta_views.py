@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from imgclf import paths
-from imgclf.cnn import _scaled, tta_views
-from imgclf.experiments import read_at, resolve
-from imgclf.manifest import load_set
+from imgclf.core import paths
+from imgclf.core.revisions import read_at, resolve
+from imgclf.data.manifest import load_set
+from imgclf.models.cnn import scaled_input, tta_views
 
 VIEWS = {"image only": (False, 0), "+ mirror": (True, 0), "+ 1 px shifts": (False, 1),
          "+ mirror + 1 px shifts": (True, 1), "+ mirror + 2 px shifts": (True, 2)}
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("rev", help="experiment name or git revision of a train.model=cnn run")
     args = ap.parse_args()
     commit = resolve(args.rev)
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     announce(ran_with(args, {"experiment": f"{args.rev} = {commit}: its params.yaml"}))
     path = model_in_cache(commit)
     model = keras.models.load_model(_as_keras(path), safe_mode=True)
@@ -57,7 +57,7 @@ def main() -> None:
     print(f"{args.rev} ({commit[:7]}): test accuracy on {len(y)} official test images by views averaged")
     for name, (flip, shift) in VIEWS.items():
         inputs = keras.Input(shape=x.shape[1:], dtype="uint8")
-        scaled = _scaled(inputs, x.shape[1:])
+        scaled = scaled_input(inputs, x.shape[1:])
         views = tta_views(scaled, shape, flip=flip, shift_px=shift)
         out = keras.layers.Average()([trunk(v) for v in views]) if len(views) > 1 else trunk(scaled)
         start = time.perf_counter()
@@ -76,7 +76,7 @@ def _as_keras(path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from imgclf.errors import UserError
+    from imgclf.core.errors import UserError
 
     try:
         main()

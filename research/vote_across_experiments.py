@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from imgclf.experiments import experiment_refs, read_at, resolve, shared_errors, split_hash, votes
+from imgclf.core import paths
+from imgclf.core.revisions import experiment_refs, read_at, resolve, split_hash
+from imgclf.review.agreement import shared_errors, votes
 
-CLASSIFIER = "models/classifier.keras"
+CLASSIFIER = paths.EXPORTED.as_posix()
 
 
 def _predict(rev: str, images: np.ndarray) -> np.ndarray:
@@ -44,12 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("experiments", nargs="+", help="experiment names or git revisions")
     args = parser.parse_args(argv)
 
-    from imgclf import paths
-    from imgclf.manifest import load_set
+    from imgclf.data.manifest import load_set
 
     refs = experiment_refs()
     revs = {name: resolve(name, refs) for name in args.experiments}
-    from imgclf.provenance import announce, ran_with
+    from imgclf.core.provenance import announce, ran_with
     announce(ran_with(args, {"experiments": {n: f"{r}: its params.yaml" for n, r in revs.items()}}))
     workspace = split_hash(yaml.safe_load(Path("dvc.lock").read_text()), "dvc.lock of the workspace")
     for name, rev in revs.items():
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from imgclf.errors import UserError
+    from imgclf.core.errors import UserError
 
     try:
         sys.exit(main())

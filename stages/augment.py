@@ -2,13 +2,16 @@
 
 import numpy as np
 
-from imgclf import paths, stage
-from imgclf.atomic import require_space, write_csv, write_json
-from imgclf.augment import augment_into, output_rows
-from imgclf.manifest import IMAGES, MANIFEST, load_set
-from imgclf.npy_rows import NpyRows, npy_row_writer
-from imgclf.parallel import default_workers
-from imgclf.previews import augment_preview, save_png
+from imgclf.config.params import Checks
+from imgclf.core import paths
+from imgclf.core.atomic import require_space, write_csv, write_json
+from imgclf.core.npy_rows import NpyRows, npy_row_writer
+from imgclf.core.parallel import default_workers
+from imgclf.data.augment import Recipe, augment_into, output_rows
+from imgclf.data.augmenters import build_augmenter
+from imgclf.data.manifest import IMAGES, MANIFEST, load_set
+from imgclf.review.previews import augment_preview, save_png
+from stages import stage
 
 
 def main(params):
@@ -20,8 +23,8 @@ def main(params):
                   f"{shape[0]:,} augmented images (augment.multiplier {p.multiplier})")
     workers = default_workers()
     with npy_row_writer(dest, shape, data.images.dtype) as out:
-        manifest, summary = augment_into(data, out, p.multiplier, p.seed, [a.model_dump() for a in p.augmenters],
-                                         mirror=p.mirror, workers=workers)
+        recipe = Recipe(p.multiplier, p.seed, [a.model_dump() for a in p.augmenters], p.mirror)
+        manifest, summary = augment_into(data, out, recipe, workers=workers)
     write_csv(paths.AUGMENTED / MANIFEST, manifest)
     seconds = summary.pop("seconds")
     machine = {"augment_seconds": seconds, "augment_workers": workers,
@@ -36,4 +39,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("augment", main)
+    stage.run("augment", main, checks=Checks(build_augmenter=build_augmenter))

@@ -2,13 +2,15 @@
 
 import numpy as np
 
-from imgclf import paths, quiet, stage
-from imgclf.atomic import require_space, save_npy, write_json
-from imgclf.backbones import extractor_for
-from imgclf.bottleneck import compute_features, store_path
-from imgclf.feature_store import FeatureStore
-from imgclf.manifest import load_set
-from imgclf.npy_rows import npy_row_writer
+from imgclf.config.params import Checks
+from imgclf.core import paths, quiet_keras
+from imgclf.core.atomic import require_space, save_npy, write_json
+from imgclf.core.npy_rows import npy_row_writer
+from imgclf.data.manifest import load_set
+from imgclf.features.backbones import BACKBONES, extractor_for
+from imgclf.features.bottleneck import compute_features
+from imgclf.features.feature_store import FeatureStore, store_path
+from stages import stage
 
 
 def main(params):
@@ -21,7 +23,7 @@ def main(params):
         write_json(paths.METRICS / "bottleneck.json", {"skipped": "train.model is cnn", "images": len(data.images)})
         print(f"bottleneck: skipped for {len(data.images)} images: train.model is cnn, which reads the images")
         return
-    quiet.import_keras()       # here, not in stage.run: a CNN run skips the stage without TensorFlow
+    quiet_keras.import_keras()       # here, not in stage.run: a CNN run skips the stage without TensorFlow
     extractor = extractor_for(p)
     store = store_path(p.cache_dir)
     shape = (len(data.images), extractor.dim)
@@ -38,4 +40,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("bottleneck", main, augments=False)
+    stage.run("bottleneck", main, checks=Checks(backbones=BACKBONES))

@@ -6,10 +6,11 @@ later stage is skipped."""
 
 import shutil
 
-from imgclf import paths, stage
-from imgclf.archive import fetch_folder
-from imgclf.folder_walk import SOURCE_RECORD
-from imgclf.download import fetch_all
+from imgclf.core import paths
+from imgclf.data.archive import fetch_folder
+from imgclf.data.folder_walk import SOURCE_RECORD
+from imgclf.data.sources import fetch_all
+from stages import stage
 
 
 def main(params):
@@ -41,4 +42,4 @@ def _keep_only(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    stage.run("download", main, augments=False)
+    stage.run("download", main)

@@ -2,21 +2,24 @@
 hash. Groups join a photo's copies by name, identical pixels and (in `group` mode) the
 near-duplicate audit, whose recall on the pipeline's own variants is measured on every run."""
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from imgclf import fashion_mnist, image_folder, paths, stage
-from imgclf.folder_walk import not_copied
-from imgclf.atomic import require_space, write_csv, write_json
-from imgclf.audit import own_variant_recall, probe_variants
-from imgclf.image_folder import image_shape
-from imgclf.manifest import IMAGES, DataError, ImageSet, save_set
-from imgclf.near_duplicates import AuditConfig, Pairs, near_duplicates
-from imgclf.npy_rows import NpyRows, npy_row_writer
-from imgclf.previews import near_duplicate_preview, save_png, split_preview
-from imgclf.split import assign_splits, near_duplicate_counts, split_summary
+from imgclf.config.params import Checks
+from imgclf.core import paths
+from imgclf.core.atomic import require_space, write_csv, write_json
+from imgclf.core.npy_rows import NpyRows, npy_row_writer
+from imgclf.data import fashion_mnist, image_folder
+from imgclf.data.audit import NO_AUDIT, audit
+from imgclf.data.augmenters import build_augmenter
+from imgclf.data.folder_walk import not_copied
+from imgclf.data.image_folder import image_shape
+from imgclf.data.manifest import IMAGES, ImageSet, save_set
+from imgclf.data.near_duplicates import AuditConfig
+from imgclf.data.split import assign_splits, near_duplicate_report, require_train_and_val, split_summary
+from imgclf.review.previews import near_duplicate_preview, save_png, split_preview
+from stages import stage
 
 
 def main(params):
@@ -47,64 +50,38 @@ def main(params):
 
 def split(params, data: ImageSet, data_report: dict, images_written: bool = False) -> None:
     p = params.split
-    n = len(data.images)
-    pairs = Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
-    recall, probes, search_s = None, 0, 0.0
-    if p.near_duplicates != "off":
-        start = time.perf_counter()
-        variants, sources = probe_variants(data, [a.model_dump() for a in params.augment.augmenters],
-                                           params.augment.seed, p.audit_recall_pairs)
-        config = AuditConfig(max_shift=p.near_duplicate_max_shift, neighbours=p.near_duplicate_neighbours,
-                             max_rms=p.near_duplicate_max_rms)
-        pairs, probe = near_duplicates(data.images, config, queries=variants)
-        recall, probes = own_variant_recall(probe, sources), len(sources)
-        search_s = time.perf_counter() - start
+    found = NO_AUDIT if p.near_duplicates == "off" else audit(
+        data, AuditConfig(max_shift=p.near_duplicate_max_shift, neighbours=p.near_duplicate_neighbours,
+                          max_rms=p.near_duplicate_max_rms),
+        [a.model_dump() for a in params.augment.augmenters], params.augment.seed, p.audit_recall_pairs)
+    pairs = found.pairs
     links = (pairs.a, pairs.b) if p.near_duplicates == "group" else None
     result = assign_splits(data, p.val_fraction, p.seed, links, test_fraction=p.test_fraction,
                            fail_on_label_conflict=p.near_duplicates == "group")
     stats, leakage = split_summary(result.manifest)
-    m = result.manifest
-    if stats["train_images"] == 0 or stats["val_images"] == 0:
-        raise DataError(f"{n} images form only {stats['groups']} groups of copies (by name, identical pixels and "
-                        f"near-duplicates), which leaves {stats['train_images']} train and {stats['val_images']} val "
-                        f"images; a split needs more distinct photos (or split.near_duplicates: report to keep "
-                        f"near-duplicates apart at the risk of a leak)")
-    official, labels, sha = (m[c].to_numpy() for c in ("official_split", "label", "sha256"))
-    in_test = (official[pairs.a] == "test") & (official[pairs.b] == "test") & (sha[pairs.a] != sha[pairs.b])
-    conflicting = labels[pairs.a] != labels[pairs.b]
-    ids = m["id"].to_numpy()
-    leakage.update(near_duplicate_counts(m, pairs.a, pairs.b))
-    leakage.update({
-        "near_duplicate_mode": p.near_duplicates,
-        "near_duplicate_pairs": len(pairs),
-        "near_duplicate_pairs_within_official_test": int(in_test.sum()),
-        "near_duplicate_pairs_conflicting_labels": int(conflicting.sum()),
-        # the first 20 as one string each: metrics stay flat for `dvc metrics diff`
-        "near_duplicate_pairs_conflicting_labels_list": "; ".join(
-            f"{ids[a]} ~ {ids[b]}" for a, b in zip(pairs.a[conflicting][:20], pairs.b[conflicting][:20])),
-        "audit_recall_own_variants": recall,
-        "audit_recall_pairs": probes,
-    })
+    require_train_and_val(stats, len(data.images))
+    pair_report, in_test = near_duplicate_report(result.manifest, pairs.a, pairs.b, p.near_duplicates)
+    leakage.update(pair_report, audit_recall_own_variants=found.recall, audit_recall_pairs=found.probes)
     save_set(paths.SPLIT, result, write_images=not images_written)
     write_json(paths.METRICS / "split.json", stats)
     write_json(paths.METRICS / "data.json", data_report)
     write_json(paths.METRICS / "leakage.json", leakage)
-    save_png(paths.PREVIEWS / "split_sources.png", split_preview(result.images, m))
-    save_png(paths.PREVIEWS / "near_duplicates.png", near_duplicate_preview(result.images, m, pairs, in_test, p))
+    save_png(paths.PREVIEWS / "split_sources.png", split_preview(result.images, result.manifest))
+    save_png(paths.PREVIEWS / "near_duplicates.png", near_duplicate_preview(result.images, result.manifest, pairs, in_test, p))
     print(f"split: {data_report['files']} files: {data_report['images']} images read, "
           f"{data_report['skipped_bad_images']} bad images skipped, {data_report['ignored_files']} other files "
           f"ignored ({', '.join(f'{n} {r}' for r, n in data_report.get('ignored_by_reason', {}).items()) or 'none'})"
           f"; {data_report['ignored_class_folders']} class folders left out"
           + (f" (each listed in {data_report['complete_list']})" if "complete_list" in data_report else ""))
-    audit = ("near-duplicate search off" if p.near_duplicates == "off" else
-             f"{len(pairs)} near-duplicate pairs ({p.near_duplicates} mode), {int(in_test.sum())} within the "
-             f"official test set, audit recall on {probes} own variants {recall}, {search_s:.1f} s")
+    searched = ("near-duplicate search off" if p.near_duplicates == "off" else
+                f"{len(pairs)} near-duplicate pairs ({p.near_duplicates} mode), {int(in_test.sum())} within the "
+                f"official test set, audit recall on {found.probes} own variants {found.recall}, {found.seconds:.1f} s")
+    across = sum(leakage[f"near_duplicate_pairs_{x}"] for x in ("train_val", "test_train", "test_val"))
     print(f"split: {stats['train_images']} train, {stats['val_images']} val, {stats['test_images']} test, "
           f"{stats['excluded_images']} excluded (grouped with a test image), {stats['groups']} groups; "
           f"{leakage['sources_in_more_than_one_split']} sources, {leakage['identical_images_across_splits']} "
-          f"identical images and {leakage['near_duplicate_pairs_train_val'] + leakage['near_duplicate_pairs_test_train'] + leakage['near_duplicate_pairs_test_val']} "
-          f"near-duplicate pairs across splits; {audit}")
+          f"identical images and {across} near-duplicate pairs across splits; {searched}")
 
 
 if __name__ == "__main__":
-    stage.run("split", main)
+    stage.run("split", main, checks=Checks(build_augmenter=build_augmenter))

@@ -5,14 +5,15 @@ import time
 
 import numpy as np
 
-from imgclf import paths, stage
-from imgclf.atomic import write_json
-from imgclf.keras_file import save_model
-from imgclf.cnn import CnnConfig, train_cnn
-from imgclf.head import HeadConfig, train_head
-from imgclf.manifest import DataError, load_set
-from imgclf.npy_rows import NpyRows, Selection
-from imgclf.voting import soft_vote
+from imgclf.core import paths
+from imgclf.core.atomic import write_json
+from imgclf.core.npy_rows import NpyRows, Selection
+from imgclf.data.manifest import DataError, load_set
+from imgclf.models.cnn import CnnConfig, train_cnn
+from imgclf.models.head import HeadConfig, train_head
+from imgclf.models.keras_file import save_model
+from imgclf.models.voting import soft_vote
+from stages import stage
 
 
 def main(params):
@@ -59,4 +60,4 @@ def main(params):
 
 
 if __name__ == "__main__":
-    stage.run("train", main, keras=True, augments=False)
+    stage.run("train", main, keras=True)

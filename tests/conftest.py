@@ -13,8 +13,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from imgclf.idx import encode_idx  # noqa: E402
-from imgclf.manifest import ImageSet  # noqa: E402
+from imgclf.data.idx import encode_idx  # noqa: E402
+from imgclf.data.manifest import ImageSet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,8 +82,8 @@ def idx_dir(tmp_path) -> tuple[Path, dict[str, str]]:
 @pytest.fixture(scope="session")
 def tiny_extractor():
     """Random-init MobileNet at 32 px: real Keras code path, no weights download."""
-    from imgclf.backbones import FeatureExtractor
-    return FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
+    return FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear"), batch_size=16)
 
 
 BIN = Path(__import__("sys").executable).parent
@@ -96,7 +96,7 @@ CUT_BACKBONE = {"layer": "block3_pool", "grid": 2}
 
 
 # The head recipe the pipeline tests were measured with, fixed here so that tuning params.yaml's
-# head (imgclf.tune) does not move the tests' pinned numbers.
+# head (imgclf.experiments.tune) does not move the tests' pinned numbers.
 TEST_HEAD = {"learning_rate": 0.001, "dropout": 0.4, "input_dropout": 0.3, "batch_size": 256}
 
 

@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from imgclf.atomic import load_npy, save_npy, write_json
+from imgclf.core.atomic import load_npy, save_npy, write_json
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from imgclf.atomic import save_npy
+    from imgclf.core.atomic import save_npy
     save_npy(sys.argv[1], np.full((400, 1024, 1024), 7, np.uint8))   # 400 MiB: a write that takes a while
 """)
 
@@ -47,7 +47,7 @@ def test_kill_9_during_a_write_leaves_the_previous_file_then_the_next_write_clea
 
 
 def test_load_npy_never_unpickles_and_maps_only_when_asked(tmp_path):
-    from imgclf.atomic import MissingInput, load_npy, save_npy
+    from imgclf.core.atomic import MissingInput, load_npy, save_npy
 
     save_npy(tmp_path / "a.npy", np.arange(6, dtype=np.int16).reshape(2, 3))
     plain, mapped = load_npy(tmp_path / "a.npy"), load_npy(tmp_path / "a.npy", mmap=True)
@@ -77,7 +77,7 @@ def test_save_npy_refuses_objects_and_write_csv_writes_no_index_column(tmp_path)
     the frame's columns only, not pandas' row numbers."""
     import pandas as pd
 
-    from imgclf.atomic import save_npy, write_csv
+    from imgclf.core.atomic import save_npy, write_csv
 
     with pytest.raises(ValueError, match="allow_pickle"):
         save_npy(tmp_path / "obj.npy", np.array([{"code": 1}], dtype=object))

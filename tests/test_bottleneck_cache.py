@@ -5,10 +5,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from imgclf.backbones import FeatureExtractor
-from imgclf.bottleneck import BottleneckReport, compute_features, project_root
-from imgclf.cpu import simd_fingerprint
-from imgclf.feature_store import FeatureStore
+from imgclf.core.cpu import simd_fingerprint
+from imgclf.core.paths import project_root
+from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
+from imgclf.features.bottleneck import BottleneckReport, compute_features
+from imgclf.features.feature_store import FeatureStore
 from tests.conftest import synthetic_images
 
 
@@ -70,7 +71,7 @@ def test_vector_does_not_depend_on_batch_companions(tiny_extractor):
 
 def test_other_namespace_is_a_miss_and_switching_back_is_all_hits(tiny_extractor, store):
     images, _ = synthetic_images(12, 1)
-    other = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 48, "linear", batch_size=16)
+    other = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 48, "linear"), batch_size=16)
     assert other.namespace != tiny_extractor.namespace
     compute_features(images, tiny_extractor, store, show_progress=False)
     _, r_other = compute_features(images, other, store, show_progress=False)
@@ -82,17 +83,17 @@ def test_other_namespace_is_a_miss_and_switching_back_is_all_hits(tiny_extractor
 def test_namespace_covers_every_vector_changing_setting(tiny_extractor):
     base = tiny_extractor.spec
     variants = [
-        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "area", batch_size=16),
-        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16, init_seed=1),
-        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16, layer="conv_pw_5_relu"),
-        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16,
-                         layer="conv_pw_5_relu", grid=2),
+        FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "area"), batch_size=16),
+        FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear"), batch_size=16, init_seed=1),
+        FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear", layer="conv_pw_5_relu"), batch_size=16),
+        FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear", layer="conv_pw_5_relu", grid=2),
+                         batch_size=16),
     ]
     namespaces = {tiny_extractor.namespace} | {v.namespace for v in variants}
     assert len(namespaces) == 5
     assert variants[1].spec["weights_sha256"] != base["weights_sha256"]
     # Batch size is not part of it: padding makes vectors independent of it.
-    same = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=8)
+    same = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear"), batch_size=8)
     assert same.namespace == tiny_extractor.namespace
 
 
@@ -101,8 +102,8 @@ def test_a_cpu_with_other_vector_units_gets_its_own_namespace(tiny_extractor, mo
     # restored from a shared cache would make this machine's outputs depend on the cache's history.
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
-    monkeypatch.setattr("imgclf.backbones.simd_fingerprint", lambda: simd_fingerprint(cpuinfo))
-    other = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
+    monkeypatch.setattr("imgclf.features.backbones.simd_fingerprint", lambda: simd_fingerprint(cpuinfo))
+    other = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear"), batch_size=16)
     assert "amx_bf16" in other.spec["cpu"]
     assert other.namespace != tiny_extractor.namespace
 
@@ -127,7 +128,7 @@ def test_project_root_escapes_dvc_temp_experiment_workspace(tmp_path):
 def test_the_store_file_is_the_projects_also_from_a_queued_experiment(tmp_path, monkeypatch):
     """A queued trial runs in a copy under .dvc/tmp/exps: its vectors must land in the project's
     store (kept, shared by every worker), not in the copy's (deleted with it)."""
-    from imgclf.bottleneck import store_path
+    from imgclf.features.feature_store import store_path
 
     project = (tmp_path / "proj").resolve()
     ws = project / ".dvc" / "tmp" / "exps" / "celery" / "tmpabc123"
@@ -140,8 +141,8 @@ def test_the_store_file_is_the_projects_also_from_a_queued_experiment(tmp_path, 
 def test_mid_layer_grid_features_keep_a_coarse_layout():
     """conv_pw_5 of MobileNet-0.25 at 32 px is a 4x4x64 map: grid 2 gives 2*2*64 = 256 values,
     each the mean of one quadrant, so the same image mirrored left-right yields other vectors."""
-    ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=4,
-                          layer="conv_pw_5_relu", grid=2)
+    ex = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear", layer="conv_pw_5_relu", grid=2),
+                          batch_size=4)
     assert ex.dim == 2 * 2 * 64
     images, _ = synthetic_images(2, 0)
     a, b = ex(np.stack([images[0], images[0][:, ::-1]]))
@@ -154,7 +155,7 @@ def test_mid_layer_grid_features_keep_a_coarse_layout():
 ])
 def test_bad_layer_or_grid_is_named(kwargs, words):
     with pytest.raises(ValueError) as err:
-        FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=4, **kwargs)
+        FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear", **kwargs), batch_size=4)
     for word in words:
         assert word in str(err.value)
 

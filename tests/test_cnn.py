@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.cnn import CnnConfig, build_cnn, make_optimizer, train_cnn
-from imgclf.training import row_batches
+from imgclf.models.cnn import CnnConfig, build_cnn, make_optimizer, train_cnn
+from imgclf.models.training import row_batches
 from tests.conftest import synthetic_images
 
 
@@ -112,7 +112,7 @@ def test_conv_pool_conv_runs_the_second_conv_of_each_block_at_half_resolution():
 
 
 def test_bfloat16_without_hardware_support_warns(monkeypatch):
-    monkeypatch.setattr("imgclf.cnn.native_bfloat16", lambda: False)
+    monkeypatch.setattr("imgclf.models.cnn.native_bfloat16", lambda: False)
     images, labels = synthetic_images(64, 0)
     with pytest.warns(UserWarning, match="emulated"):
         train_cnn(images[:48], labels[:48], images[48:], labels[48:], 10,
@@ -194,7 +194,7 @@ def test_alternating_flip_serves_every_image_both_ways_in_any_two_epochs():
 
 
 def test_train_cnn_with_alternating_flip_mirrors_in_the_data_not_in_the_model(monkeypatch):
-    import imgclf.cnn
+    import imgclf.models.cnn
 
     calls = []
 
@@ -202,7 +202,7 @@ def test_train_cnn_with_alternating_flip_mirrors_in_the_data_not_in_the_model(mo
         calls.append(kwargs)
         return row_batches(*args, **kwargs)
 
-    monkeypatch.setattr(imgclf.cnn, "row_batches", spy)
+    monkeypatch.setattr(imgclf.models.cnn, "row_batches", spy)
     images, labels = synthetic_images(120, 0)
     cfg = _cfg(alternating_flip=True, online_shift_px=0)
     training, _ = build_cnn((28, 28), 10, cfg)

@@ -1,4 +1,4 @@
-"""imgclf.compare: paired significance of a change in test accuracy, on known cases."""
+"""imgclf.review.compare: paired significance of a change in test accuracy, on known cases."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imgclf.compare import CompareError, changed_images, compare, load_predictions, main, report_lines
-from imgclf.evaluation import confusion_rows
+from imgclf.review.compare import CompareError, changed_images, compare, load_predictions, main, report_lines
+from imgclf.review.evaluation import confusion_rows
 
 CLASSES = ["coat", "shirt", "bag"]
 
@@ -158,7 +158,7 @@ def test_revisions_without_predictions_are_named(tmp_path, monkeypatch, capsys):
 
 
 def _known_comparison(p_value: float = 0.0654):
-    from imgclf.compare import Comparison
+    from imgclf.review.compare import Comparison
 
     per_class = pd.DataFrame({"class": ["coat", "shirt", "dress", "bag"], "images": [1000, 1000, 1000, 500],
                               "base_accuracy": [0.9, 0.8, 0.95, 0.99], "head_accuracy": [0.91, 0.795, 0.947, 0.99],
@@ -168,7 +168,7 @@ def _known_comparison(p_value: float = 0.0654):
 
 
 def test_the_printed_report_is_exactly_what_a_reviewer_reads():
-    """Every line of `python -m imgclf.compare`, on known numbers: classes with no change are left out."""
+    """Every line of `python -m imgclf.review.compare`, on known numbers: classes with no change are left out."""
     assert report_lines(_known_comparison()) == [
         "test images                2,500",
         "accuracy main (abc1234)    0.8700",
@@ -240,7 +240,7 @@ def test_help_names_the_command_and_its_arguments(capsys):
         main(["--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    assert text.startswith("usage: python -m imgclf.compare [-h] base [head]\n")
+    assert text.startswith("usage: imgclf compare [-h] base [head]\n")
     assert "Is the change real? Two revisions' test predictions compared image by image." in text.split("positional arguments")[0]
     # whole lines: a substring check passes a mangled text around the right words
     assert re.search(r"^  base +git revision or DVC experiment name$", text, re.M), text
@@ -251,7 +251,7 @@ def test_help_names_the_command_and_its_arguments(capsys):
 def test_report_numbers_are_percentage_points_and_every_changed_class_is_listed():
     """Numbers where a 1 % slip shows (5.00 pt, not 0.22), p exactly at the "< 0.001" edge, and classes
     with a single fixed or a single broken image: each is a change a reviewer must see."""
-    from imgclf.compare import Comparison
+    from imgclf.review.compare import Comparison
 
     per_class = pd.DataFrame({"class": ["coat", "bag", "dress"], "images": [10, 10, 10],
                               "base_accuracy": [0.8, 0.9, 1.0], "head_accuracy": [0.9, 0.8, 1.0],

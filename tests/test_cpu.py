@@ -1,6 +1,6 @@
 """CPU flags: which machines compute bfloat16 natively, and which compute the same feature bits."""
 
-from imgclf.cpu import native_bfloat16, simd_fingerprint
+from imgclf.core.cpu import native_bfloat16, simd_fingerprint
 
 
 def _cpuinfo(tmp_path, flags: str, key: str = "flags"):

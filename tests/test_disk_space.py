@@ -1,16 +1,15 @@
 """Outputs that would not fit on the disk are refused before any work, with the estimate and the
 free space in one message, and nothing half-written is left behind."""
 
-import shutil
 from collections import namedtuple
 
 import pytest
 
-from imgclf import atomic
-from imgclf.atomic import DiskSpaceError, require_space
-from imgclf.manifest import save_set
-from imgclf.params import load_params
-from imgclf.split import assign_splits
+from imgclf.config.params import load_params
+from imgclf.core import atomic
+from imgclf.core.atomic import DiskSpaceError, require_space
+from imgclf.data.manifest import save_set
+from imgclf.data.split import assign_splits
 from tests.conftest import REPO, image_set, synthetic_images
 
 Usage = namedtuple("Usage", "total used free")
@@ -70,7 +69,7 @@ def test_the_split_stage_refuses_a_folder_whose_images_would_fill_the_disk(tmp_p
     import yaml
 
     import stages.split
-    from imgclf import image_folder
+    from imgclf.data import image_folder
     from tests.test_image_folder import make_photo_folder
 
     monkeypatch.chdir(tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.download import DownloadError, fetch_all
+from imgclf.data.sources import DownloadError, fetch_all
 from tests.conftest import real_fashion_mnist_dirs
 
 
@@ -115,6 +115,7 @@ def test_real_fashion_mnist_matches_published_content_checksums(tmp_path, direct
     """Each local copy of the real data (the Debian package's, $FASHION_MNIST_DIR) has the content
     params.yaml's checksums name."""
     import yaml
+
     from tests.conftest import REPO
     if directory is None:
         pytest.skip("no local Fashion-MNIST (apt-get install dataset-fashion-mnist, or set FASHION_MNIST_DIR)")

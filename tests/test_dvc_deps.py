@@ -61,9 +61,9 @@ def test_every_stage_depends_on_every_module_it_imports():
 
 def test_the_closure_follows_imports_inside_functions_and_from_package_imports():
     closure = import_closure("stages.split")
-    assert {"stages/split.py", "stages/__init__.py", "src/imgclf/__init__.py", "src/imgclf/stage.py",
-            "src/imgclf/params.py", "src/imgclf/atomic.py", "src/imgclf/augment.py"} <= closure
-    assert "src/imgclf/cnn.py" not in closure
+    assert {"stages/split.py", "stages/__init__.py", "src/imgclf/__init__.py", "stages/stage.py",
+            "src/imgclf/config/params.py", "src/imgclf/core/atomic.py", "src/imgclf/data/augmenters.py"} <= closure
+    assert not {"src/imgclf/models/cnn.py", "src/imgclf/data/augment.py"} & closure
 
 
 def test_a_stage_imports_the_library_of_its_own_checkout(tmp_path):
@@ -76,6 +76,6 @@ def test_a_stage_imports_the_library_of_its_own_checkout(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(REPO / "stages", copy / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    out = subprocess.run([sys.executable, "-c", "import stages, imgclf.params; print(imgclf.params.__file__)"],
+    out = subprocess.run([sys.executable, "-c", "import stages, imgclf.config.params; print(imgclf.config.params.__file__)"],
                          cwd=copy, capture_output=True, text=True, check=True).stdout.strip()
-    assert out == str(copy / "src" / "imgclf" / "params.py")
+    assert out == str(copy / "src" / "imgclf" / "config" / "params.py")

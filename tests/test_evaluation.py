@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imgclf.evaluation import _key, confusion_rows, per_class_table, split_metrics
+from imgclf.review.evaluation import _key, confusion_rows, per_class_table, split_metrics
 
 NAMES = ["T-shirt/top", "Trouser", "Bag"]
 # 8 images. Per class (tp, fp, fn): T-shirt (2, 1, 1), Trouser (1, 1, 2), Bag (2, 1, 0)
@@ -50,7 +50,7 @@ def test_metric_keys_are_stable_identifiers():
 
 def test_soft_vote_averages_the_members_probabilities():
     keras = pytest.importorskip("keras")
-    from imgclf.voting import soft_vote
+    from imgclf.models.voting import soft_vote
 
     def member(bias):
         inputs = keras.Input(shape=(2,))

@@ -1,12 +1,11 @@
-"""Presets: named recipes in presets/*.yaml run as DVC experiments (python -m imgclf.exp)."""
-
-import shlex
-from pathlib import Path
+"""Presets: named recipes in presets/*.yaml run as DVC experiments (python -m imgclf.experiments.run_preset)."""
 
 import pytest
 import yaml
 
-from imgclf.exp import PresetError, build_command, flatten, load_preset, set_args
+from imgclf.config.presets import PresetError, load_preset
+from imgclf.config.schema import flatten
+from imgclf.experiments.run_preset import build_command, set_args
 from tests.conftest import REPO
 
 
@@ -34,7 +33,7 @@ def test_a_preset_becomes_set_params_that_dvc_parses_back(tmp_path):
 
 
 def test_temp_and_queue_are_passed_to_dvc_and_exclude_each_other(capsys, monkeypatch):
-    from imgclf.exp import main
+    from imgclf.experiments.run_preset import main
     monkeypatch.chdir(REPO)
     assert main(["cnn", "--queue", "--dry"]) == 0
     assert capsys.readouterr().out.startswith("dvc exp run --queue -n cnn -S ")

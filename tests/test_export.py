@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.params import load_params
+from imgclf.config.params import load_params
 from tests.conftest import REPO, synthetic_images
 
 WEIGHTS = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -22,9 +22,9 @@ WEIGHTS = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" 
 
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"no MobileNet weights at {WEIGHTS} (set KERAS_HOME)")
 def test_the_exported_default_recipe_gives_the_pipelines_probabilities():
-    from imgclf.backbones import extractor_for
-    from imgclf.export import build_exported_model
-    from imgclf.head import HeadConfig, build_head
+    from imgclf.features.backbones import extractor_for
+    from imgclf.models.export import build_exported_model
+    from imgclf.models.head import HeadConfig, build_head
 
     params = load_params(REPO / "params.yaml")
     p = params.bottleneck
@@ -48,7 +48,7 @@ def test_each_preprocess_mode_is_rebuilt_from_layers_exactly(mode):
     import keras
     from keras.applications.imagenet_utils import preprocess_input
 
-    from imgclf.export import _preprocess_layers
+    from imgclf.models.export import _preprocess_layers
 
     images = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3)).astype(np.float32)
     inputs = keras.Input(shape=images.shape[1:])
@@ -73,7 +73,7 @@ def test_the_exported_model_takes_raw_uint8_images(tiny_extractor):
     (H, W, 3), probabilities out, nothing trainable."""
     import keras
 
-    from imgclf.export import build_exported_model
+    from imgclf.models.export import build_exported_model
 
     head_in = keras.Input(shape=(tiny_extractor.dim,))
     head = keras.Model(head_in, keras.layers.Dense(3, activation="softmax")(head_in))
@@ -91,7 +91,7 @@ def test_the_exported_model_names_its_parts(tiny_extractor):
     conversions, the preprocessing, the backbone, the head and the mean of the two views."""
     import keras
 
-    from imgclf.export import build_exported_model
+    from imgclf.models.export import build_exported_model
 
     head_in = keras.Input(shape=(tiny_extractor.dim,))
     head = keras.Model(head_in, keras.layers.Dense(3, activation="softmax")(head_in), name="head")
@@ -108,10 +108,10 @@ def test_the_exported_model_names_its_parts(tiny_extractor):
 def test_a_caffe_backbone_with_area_resizing_is_served_as_the_pipeline_computes_it():
     """VGG16 ("caffe": BGR and mean subtraction as a fixed 1x1 convolution) and area resizing, on
     colour images: the exported model gives the head's probabilities on the extractor's features."""
-    from imgclf.backbones import FeatureExtractor
-    from imgclf.export import build_exported_model
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
+    from imgclf.models.export import build_exported_model
 
-    extractor = FeatureExtractor("VGG16", {}, None, 32, "area", batch_size=8)
+    extractor = FeatureExtractor(FeatureRecipe("VGG16", {}, None, 32, "area"), batch_size=8)
     images = np.random.default_rng(3).integers(0, 256, (8, 20, 20, 3)).astype(np.uint8)
     features = extractor(images)
     head = _head_that_reads(features, 4)
@@ -137,12 +137,12 @@ def test_flip_tta_exports_the_mean_of_the_image_and_its_mirror():
     features and on its mirror image's, averaged) is what the exported model serves; a
     mirror-dependent head proves the second view is the mirror, not the image again. A random-init
     VGG16 (no weights needed, so this runs everywhere, mutation runs included)."""
-    from imgclf.backbones import FeatureExtractor
-    from imgclf.export import build_exported_model
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
+    from imgclf.models.export import build_exported_model
 
     params = load_params(REPO / "params.yaml")
     assert params.train.head.flip_tta and params.augment.mirror
-    extractor = FeatureExtractor("VGG16", {}, None, 32, "linear", batch_size=8)
+    extractor = FeatureExtractor(FeatureRecipe("VGG16", {}, None, 32, "linear"), batch_size=8)
     images, _ = synthetic_images(8, 8)
     images[:, :, :14] //= 4                                   # left half darker: the mirror differs
     features, mirrored = extractor(images), extractor(np.ascontiguousarray(images[:, :, ::-1]))

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.atomic import save_npy, write_json
-from imgclf.download import fetch_all
-from imgclf.feature_store import FeatureStore, StoreError
+from imgclf.core.atomic import save_npy, write_json
+from imgclf.data.sources import fetch_all
+from imgclf.features.feature_store import FeatureStore, StoreError
 from tests.conftest import BIN, CUT_BACKBONE, make_pipeline_repo, pipeline_env, run, up_to_date, write_idx_dataset
 
 

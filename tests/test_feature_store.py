@@ -11,20 +11,20 @@ import time
 import numpy as np
 import pytest
 
-from imgclf.bottleneck import compute_features
-from imgclf.feature_store import FeatureStore, StoreError
+from imgclf.features.bottleneck import compute_features
+from imgclf.features.feature_store import FeatureStore, StoreError
 from tests.conftest import REPO, synthetic_images
 
 # A child process that fills the store from synthetic images (seed, count given on argv).
 WRITER = textwrap.dedent("""
     import sys
-    from imgclf.backbones import FeatureExtractor
-    from imgclf.bottleneck import compute_features
-    from imgclf.feature_store import FeatureStore
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
+    from imgclf.features.bottleneck import compute_features
+    from imgclf.features.feature_store import FeatureStore
     from tests.conftest import synthetic_images
     store_path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     images, _ = synthetic_images(n, seed)
-    ex = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
+    ex = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear"), batch_size=16)
     with FeatureStore(store_path) as store:
         feats, report = compute_features(images, ex, store, show_progress=False)
     print("hits", report.hits, "misses", report.misses, flush=True)
@@ -86,14 +86,14 @@ def test_kill_9_mid_run_then_rerun_is_consistent(tmp_path, tiny_extractor):
 
 
 def test_prune_drops_other_namespaces_and_unused_entries(tmp_path, tiny_extractor):
-    from imgclf.backbones import FeatureExtractor
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
 
-    other = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 40, "linear", batch_size=16)
+    other = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 40, "linear"), batch_size=16)
     images, _ = synthetic_images(30, 5)
     with FeatureStore(tmp_path / "s.sqlite") as store:
         compute_features(images, tiny_extractor, store, show_progress=False)
         compute_features(images, other, store, show_progress=False)
-        from imgclf.hashing import image_sha256
+        from imgclf.core.hashing import image_sha256
         keep = {image_sha256(img) for img in images[:10]}
         removed = store.prune({tiny_extractor.namespace}, {tiny_extractor.namespace: keep})
         assert removed == {"namespaces": 1, "vectors": 30 + 20}
@@ -111,18 +111,18 @@ def test_cache_path_that_is_a_file_is_a_clear_error(tmp_path):
 
 
 def test_cache_cli_show_and_prune(tmp_path):
-    """`python -m imgclf.cache show|prune` on a project whose params name a random-init backbone."""
+    """`python -m imgclf.features.cache show|prune` on a project whose params name a random-init backbone."""
     import pandas as pd
     import yaml
 
-    from imgclf.backbones import FeatureExtractor
-    from imgclf.hashing import image_sha256
+    from imgclf.core.hashing import image_sha256
+    from imgclf.features.backbones import FeatureExtractor, FeatureRecipe
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["bottleneck"].update(weights=None, image_size=32, batch_size=16, layer=None, grid=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    current = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 32, "linear", batch_size=16)
-    old = FeatureExtractor("MobileNet", {"alpha": 0.25}, None, 40, "linear", batch_size=16)
+    current = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 32, "linear"), batch_size=16)
+    old = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, None, 40, "linear"), batch_size=16)
     images, _ = synthetic_images(20, 8)
     store_file = tmp_path / ".cache" / "bottlenecks" / "features.sqlite"
     with FeatureStore(store_file) as store:
@@ -133,7 +133,7 @@ def test_cache_cli_show_and_prune(tmp_path):
     pd.DataFrame({"sha256": [image_sha256(i) for i in images[:5]]}).to_csv(manifest, index=False)
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    cli = [sys.executable, "-m", "imgclf.cache"]
+    cli = [sys.executable, "-m", "imgclf.features.cache"]
     shown = subprocess.run(cli + ["show"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "2 namespace(s), 40 vectors" in shown.stdout

@@ -279,7 +279,7 @@ def test_with_on_bad_image_fail_the_first_bad_file_stops_the_run_in_one_line(tmp
 
 
 def test_a_class_whose_every_file_is_bad_is_left_out_and_listed(tmp_path):
-    from imgclf.image_folder import load
+    from imgclf.data.image_folder import load
 
     rng = np.random.default_rng(1)
     for cls in ("a", "b"):
@@ -296,7 +296,7 @@ def test_a_class_whose_every_file_is_bad_is_left_out_and_listed(tmp_path):
 def test_names_that_are_not_utf8_are_listed_not_crashed_on(tmp_path):
     """Linux keeps a file name's bytes as they are; a zip made on an old Windows machine leaves
     names in its own code page. Such a file is ignored and listed, readable, with the rest."""
-    from imgclf.image_folder import load
+    from imgclf.data.image_folder import load
 
     rng = np.random.default_rng(2)
     for cls in ("a", "b"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from imgclf.hashing import file_sha256, stable_seed, stable_unit_interval
+from imgclf.core.hashing import file_sha256, stable_seed, stable_unit_interval
 
 
 def test_stable_values_do_not_change_between_versions():

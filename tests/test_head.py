@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from imgclf.head import HeadConfig, train_head
-from imgclf.npy_rows import NpyRows, Selection
-from imgclf.training import fit, row_batches
+from imgclf.core.npy_rows import NpyRows, Selection
+from imgclf.models.head import HeadConfig, train_head
+from imgclf.models.training import Stopping, fit, row_batches
 
 
 def _cfg(**kw) -> HeadConfig:
@@ -49,8 +49,8 @@ def _rows_keras_trains_on(seed: int, n: int = 100, batch: int = 16, epochs: int 
     inputs = keras.Input((1,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(Record()(inputs)))
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], run_eagerly=True)
-    fit(model, row_batches(ids, np.arange(n) % 2, batch, seed=seed), None, row_batches(ids, np.arange(n) % 2, batch),
-        None, epochs=epochs, batch_size=batch, patience=epochs, verbose=0)
+    fit(model, row_batches(ids, np.arange(n) % 2, batch, seed=seed), row_batches(ids, np.arange(n) % 2, batch),
+        Stopping(epochs, patience=epochs), verbose=0)
     rows = np.concatenate(seen)
     return [rows[e * n:(e + 1) * n] for e in range(epochs)]
 

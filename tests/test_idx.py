@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from imgclf.idx import IdxError, encode_idx, parse_idx, read_idx
+from imgclf.data.idx import IdxError, encode_idx, parse_idx, read_idx
 
 
 def test_roundtrip_uint8_images_and_labels(tmp_path):

@@ -1,7 +1,6 @@
 """Image folders: real photographs from scikit-learn cut into a small labelled dataset with
 _nohash_ groups, every kind of bad file, pre-split folders, and hostile archives."""
 
-import io
 import shutil
 import tarfile
 import zipfile
@@ -12,10 +11,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_sample_images
 
-from imgclf.archive import ArchiveError, extract, fetch_folder
-from imgclf.image_folder import BadImage, load, read_groups_csv
-from imgclf.manifest import SPLITS
-from imgclf.split import assign_splits
+from imgclf.data.archive import ArchiveError, extract, fetch_folder
+from imgclf.data.image_folder import BadImage, load, read_groups_csv
+from imgclf.data.manifest import SPLITS
+from imgclf.data.split import assign_splits
 
 FORMATS = [".jpg", ".png", ".bmp", ".webp"]
 
@@ -328,7 +327,7 @@ def test_nohash_names_group_across_pre_split_directories(tmp_path):
 def _split_stage_on(tmp_path, monkeypatch, images: dict[str, np.ndarray], **split):
     """stages.split.main on a folder of images, in a scratch project directory."""
     import stages.split
-    from imgclf.params import Params
+    from imgclf.config.params import Params
 
     for rel, img in images.items():
         (tmp_path / "data/raw/images" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +354,7 @@ def test_a_folder_of_unmarked_copies_splits_with_every_copy_beside_its_original(
         images[f"{'ab'[i % 2]}/p{i}.png"] = photo
         images[f"{'ab'[i % 2]}/copy_of_p{i}.png"] = np.asarray(copy, np.uint8)
     leak = _split_stage_on(tmp_path, monkeypatch, images)
-    from imgclf.manifest import load_set
+    from imgclf.data.manifest import load_set
     m = load_set(tmp_path / "data/split").manifest.set_index("id")
     for i in range(40):
         cls = "ab"[i % 2]
@@ -398,7 +397,7 @@ def test_nohash_names_alone_group_copies_that_are_not_identical(tmp_path, monkey
         images[f"{cls}/p{i}_nohash_1.png"] = np.clip(photo.astype(int) + 9, 0, 255).astype(np.uint8)
         images[f"{cls}/p{i}_nohash_2.png"] = np.roll(photo, 1, axis=0)
     _split_stage_on(tmp_path, monkeypatch, images, near_duplicates="off")
-    from imgclf.manifest import load_set
+    from imgclf.data.manifest import load_set
     m = load_set(tmp_path / "data/split").manifest.set_index("id")
     assert m["sha256"].nunique() == 90
     sides = [{m.loc[f"{'ab'[i % 2]}/p{i}{s}.png", "split"] for s in ("", "_nohash_1", "_nohash_2")} for i in range(30)]
@@ -410,7 +409,7 @@ def test_a_folder_that_is_one_photo_many_times_is_a_clear_error(tmp_path, monkey
     rng = np.random.default_rng(3)
     photos = {"a": _garment(rng), "b": _garment(rng)}            # each class: one photo, shifted copies
     images = {f"{c}/p{i}.png": np.roll(photos[c], i % 3, axis=1) for i in range(12) for c in "ab"}
-    from imgclf.manifest import DataError
+    from imgclf.data.manifest import DataError
     with pytest.raises(DataError, match=r"24 images form only 2 groups of copies .* leaves \d+ train and \d+ val"):
         _split_stage_on(tmp_path / "two", monkeypatch, images)
     # the same photo in both classes: refused, naming the files
@@ -424,7 +423,7 @@ def test_predict_converts_a_file_exactly_as_the_split_stage_did(tmp_path, colour
     """Train/serve consistency: imgclf-predict's input array for a file equals the array the
     folder loader (what the split stage calls) made of it, byte for byte, for a source smaller
     and one larger than the model's input, in PNG and JPEG."""
-    from imgclf.predict import load_image
+    from imgclf.models.predict import load_image
 
     rng = np.random.default_rng(3)
     sizes = {"small.png": (19, 23), "large.jpg": (90, 71), "same.png": (28, 28), "wide.png": (120, 40)}
@@ -442,7 +441,7 @@ def test_predict_converts_a_file_exactly_as_the_split_stage_did(tmp_path, colour
 
 
 def test_predict_names_a_file_it_cannot_serve(tmp_path):
-    from imgclf.predict import load_image
+    from imgclf.models.predict import load_image
 
     (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.4")
     with pytest.raises(BadImage, match=r"scan\.pdf: unsupported extension '\.pdf'"):

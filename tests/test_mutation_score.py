@@ -18,12 +18,12 @@ def _meta(path, codes):
 
 
 def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(tmp_path):
-    _meta(tmp_path / "mutants/src/imgclf/split.py.meta",
-          {f"imgclf.split.x_by_source__mutmut_{i}": code for i, code in enumerate([1, 1, 36, 0, 0, 5, None, 1], 1)})
-    _meta(tmp_path / "mutants/src/imgclf/atomic.py.meta", {"imgclf.atomic.x_write_text__mutmut_1": 1})
+    _meta(tmp_path / "mutants/src/imgclf/data/split.py.meta",
+          {f"imgclf.data.split.x_by_source__mutmut_{i}": code for i, code in enumerate([1, 1, 36, 0, 0, 5, None, 1], 1)})
+    _meta(tmp_path / "mutants/src/imgclf/core/atomic.py.meta", {"imgclf.core.atomic.x_write_text__mutmut_1": 1})
     # _7 was not reached: listed or not, it must not count as explained (a partial run scored 142 %)
     (tmp_path / "eq.yaml").write_text("- reason: a keyword nobody reads\n"
-                                      "  mutants: [imgclf.split.x_by_source__mutmut_4, imgclf.split.x_by_source__mutmut_7]\n")
+                                      "  mutants: [imgclf.data.split.x_by_source__mutmut_4, imgclf.data.split.x_by_source__mutmut_7]\n")
     out = tmp_path / "mutation.md"
     proc = subprocess.run([sys.executable, str(REPO / "bench/mutation_score.py"), "--mutants", str(tmp_path / "mutants"),
                            "--equivalent", str(tmp_path / "eq.yaml"), "--out", str(out), "--json", str(tmp_path / "m.json"),
@@ -38,9 +38,9 @@ def test_scores_count_timeouts_as_killed_and_discount_only_explained_survivors(t
     text = out.read_text()
     assert "| split | 8 | 1 | 4 | 2 | 1 | 0 | 1 | 57.1% | 66.7% | 30%-90% |" in text      # 4 of 6: a wide interval
     assert "| atomic | 1 | 0 | 1 | 0 | 0 | 0 | 0 | 100.0% | 100.0% | all checked |" in text
-    assert "`imgclf.split.x_by_source__mutmut_4`: a keyword nobody reads" in text
-    assert "`imgclf.split.x_by_source__mutmut_5` (survived)" in text       # not explained: listed as open
-    assert "`imgclf.split.x_by_source__mutmut_6` (no tests)" in text
+    assert "`imgclf.data.split.x_by_source__mutmut_4`: a keyword nobody reads" in text
+    assert "`imgclf.data.split.x_by_source__mutmut_5` (survived)" in text       # not explained: listed as open
+    assert "`imgclf.data.split.x_by_source__mutmut_6` (no tests)" in text
     assert "mutmut_7" not in text
 
 
@@ -59,24 +59,24 @@ def test_the_interval_of_a_sampled_score_narrows_with_the_sample():
 
 
 def test_module_of_reads_mutmut_names():
-    assert mutation_score.module_of("imgclf.near_duplicates.x_window_pairs__mutmut_12") == "near_duplicates"
-    assert mutation_score.module_of("imgclf.feature_store.xǁFeatureStoreǁprune__mutmut_22") == "feature_store"
+    assert mutation_score.module_of("imgclf.data.near_duplicates.x_window_pairs__mutmut_12") == "near_duplicates"
+    assert mutation_score.module_of("imgclf.features.feature_store.xǁFeatureStoreǁprune__mutmut_22") == "feature_store"
 
 
 def test_sample_draws_unchecked_mutants_per_module_the_same_for_one_seed():
-    results = {f"imgclf.split.x_f__mutmut_{i}": "not checked" for i in range(20)}
-    results.update({f"imgclf.atomic.x_g__mutmut_{i}": "not checked" for i in range(3)})
-    results["imgclf.split.x_f__mutmut_20"] = "killed"
+    results = {f"imgclf.data.split.x_f__mutmut_{i}": "not checked" for i in range(20)}
+    results.update({f"imgclf.core.atomic.x_g__mutmut_{i}": "not checked" for i in range(3)})
+    results["imgclf.data.split.x_f__mutmut_20"] = "killed"
     picked = mutation_score.sample(results, 5, seed=0)
     split = [m for m in picked if ".split." in m]
-    assert len(split) == 5 and "imgclf.split.x_f__mutmut_20" not in picked     # checked ones are not redrawn
-    assert sorted(m for m in picked if ".atomic." in m) == [f"imgclf.atomic.x_g__mutmut_{i}" for i in range(3)]
+    assert len(split) == 5 and "imgclf.data.split.x_f__mutmut_20" not in picked     # checked ones are not redrawn
+    assert sorted(m for m in picked if ".atomic." in m) == [f"imgclf.core.atomic.x_g__mutmut_{i}" for i in range(3)]
     assert mutation_score.sample(results, 5, seed=0) == picked != mutation_score.sample(results, 5, seed=1)
 
 
 def test_an_earlier_runs_scores_stand_beside_todays_and_the_counts_beside_the_report(tmp_path):
-    _meta(tmp_path / "mutants/src/imgclf/split.py.meta", {f"imgclf.split.x_f__mutmut_{i}": 1 for i in range(4)})
-    _meta(tmp_path / "mutants/src/imgclf/atomic.py.meta", {"imgclf.atomic.x_g__mutmut_1": 0})
+    _meta(tmp_path / "mutants/src/imgclf/data/split.py.meta", {f"imgclf.data.split.x_f__mutmut_{i}": 1 for i in range(4)})
+    _meta(tmp_path / "mutants/src/imgclf/core/atomic.py.meta", {"imgclf.core.atomic.x_g__mutmut_1": 0})
     earlier = {"ran_with": {"commit": "b83abf8c34ac+dirty"}, "modules": [
         {"module": "split", "mutants": 4, "not_checked": 0, "killed": 1},
         {"module": "atomic", "mutants": 1, "not_checked": 1, "killed": 0}]}

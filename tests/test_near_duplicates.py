@@ -5,11 +5,21 @@ import cv2
 import numpy as np
 import pytest
 
-from imgclf.audit import own_variant_recall, probe_variants
-from imgclf.near_duplicates import (AuditConfig, aligned_rms, copy_descriptors, near_duplicates, neighbour_index,
-                                    neighbour_pairs,
-                                    overlap_keys, overlap_pairs, window_descriptors, window_pairs, window_rms)
-from imgclf.split import LabelConflictError, assign_splits, near_duplicate_counts
+from imgclf.data.audit import own_variant_recall, probe_variants
+from imgclf.data.near_duplicates import (
+    AuditConfig,
+    aligned_rms,
+    copy_descriptors,
+    near_duplicates,
+    neighbour_index,
+    neighbour_pairs,
+    overlap_keys,
+    overlap_pairs,
+    window_descriptors,
+    window_pairs,
+    window_rms,
+)
+from imgclf.data.split import LabelConflictError, assign_splits, near_duplicate_counts
 from tests.conftest import image_set
 
 DEFAULT_AUGMENTERS = [{"name": "Fliplr", "args": {"p": 0.5}},
@@ -271,7 +281,7 @@ def test_a_darkened_copy_whose_shadows_clip_at_zero_is_confirmed():
 
 
 def test_the_confirmation_fit_clips_as_an_exposure_change_clips():
-    from imgclf.near_duplicates import gain_matched_rms
+    from imgclf.data.near_duplicates import gain_matched_rms
 
     x = np.linspace(0, 255, 400, dtype=np.float32)[None]
     darker = np.clip(0.85 * (x - 127.5) + 127.5 - 30, 0, 255)      # a plain linear fit leaves 1.6
@@ -305,7 +315,7 @@ def test_the_audit_keeps_less_per_image_than_the_images_themselves():
 def test_grey_converts_colour_and_averages_areas_when_it_shrinks():
     """The audit compares small grey copies: RGB by luma weights, a 9 px image to 3 px by the mean of
     each 3x3 block (area resampling; a bilinear resize at a third would sample single pixels)."""
-    from imgclf.near_duplicates import grey
+    from imgclf.data.near_duplicates import grey
 
     rgb = np.zeros((2, 9, 9, 3), np.uint8)
     rgb[0] = (200, 100, 50)                       # luma 0.299 R + 0.587 G + 0.114 B = 124.2
@@ -324,7 +334,7 @@ def test_grey_converts_colour_and_averages_areas_when_it_shrinks():
 
 
 def test_blurred_keeps_flat_images_flat_and_spreads_a_point_symmetrically():
-    from imgclf.near_duplicates import _blurred
+    from imgclf.data.near_duplicates import _blurred
 
     images = np.zeros((2, 11, 11), np.uint8)
     images[0] = 100
@@ -390,7 +400,7 @@ def test_shifted_copies_of_blocky_images_are_found_at_their_own_size():
     """A 1-3 px shift of a 48 px image is a fraction of a pixel at the audit's 32 px check, where
     an edge of a blocky digit turns into a different blur: 19 % were found. Exact windows at the
     images' own size find every one, confirmed by construction (RMS 0)."""
-    from imgclf.near_duplicates import AuditConfig, near_duplicates
+    from imgclf.data.near_duplicates import AuditConfig, near_duplicates
 
     images = _digits48(300)
     rng = np.random.default_rng(0)
@@ -411,7 +421,7 @@ def test_thumbnail_copies_are_found_and_sharp_look_alikes_are_not_paired_by_them
     """A copy saved at 20-40 % of the size and loaded back differs from its original by more
     than the confirmation threshold at full detail; the thumbnail test finds it (the original,
     shrunk to the copy's size and loaded back, matches), and only blurred rows take that test."""
-    from imgclf.near_duplicates import AuditConfig, near_duplicates, thumbnail_like
+    from imgclf.data.near_duplicates import AuditConfig, near_duplicates, thumbnail_like
 
     if kind == "digits48":
         images = _digits48(300)

@@ -1,14 +1,13 @@
-"""Row-wise .npy reading and writing (imgclf.npy_rows): the same values as numpy's own load and
+"""Row-wise .npy reading and writing (imgclf.core.npy_rows): the same values as numpy's own load and
 save, for every way a stage indexes, and a process that streams a file holds one chunk of it."""
 
-import resource
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from imgclf.npy_rows import NpyRows, chunk_rows, npy_row_writer
+from imgclf.core.npy_rows import NpyRows, chunk_rows, npy_row_writer
 from tests.conftest import REPO
 
 
@@ -75,7 +74,7 @@ def test_chunk_rows_keeps_a_chunk_near_the_budget():
 
 STREAM = """
 import resource, sys, numpy as np
-from imgclf.npy_rows import NpyRows
+from imgclf.core.npy_rows import NpyRows
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rows = NpyRows(sys.argv[1])
 total = sum(float(c.sum()) for c in rows.chunks(rows=2048))

@@ -7,7 +7,7 @@ import sys
 import textwrap
 import time
 
-from imgclf.parallel import ordered_map
+from imgclf.core.parallel import ordered_map
 
 
 def _square_after(x: int, delay: float) -> tuple[int, int]:
@@ -24,7 +24,7 @@ def test_results_come_in_task_order_on_two_workers():
 
 PARENT = textwrap.dedent("""
     import os, sys, time
-    from imgclf.parallel import ordered_map
+    from imgclf.core.parallel import ordered_map
 
     def report_and_wait(i, path):
         with open(path, "a") as f:

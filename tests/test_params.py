@@ -7,7 +7,8 @@ import sys
 import pytest
 import yaml
 
-from imgclf.params import ParamsError, load_params, parse_params
+from imgclf.config.params import ParamsError, load_params
+from imgclf.experiments.preflight import check
 from tests.conftest import REPO
 
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -120,14 +121,14 @@ def test_cross_field_rules_name_both_fields(change, expected):
             node = node[part]
         node[leaf] = value
     with pytest.raises(ParamsError) as err:
-        parse_params(raw)
+        check(raw)
     assert expected in str(err.value)
 
 
 @pytest.mark.parametrize("key,value,expected", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
 def test_bad_value_names_key_value_and_rule(key, value, expected):
     with pytest.raises(ParamsError) as err:
-        parse_params(_with(key, value))
+        check(_with(key, value))
     msg = str(err.value)
     assert key in msg and expected in msg
     assert "1 invalid parameter" in msg
@@ -136,26 +137,26 @@ def test_bad_value_names_key_value_and_rule(key, value, expected):
 def test_unknown_section_is_rejected():
     raw = dict(copy.deepcopy(BASE), augmnet={"multiplier": 2})
     with pytest.raises(ParamsError, match="augmnet: unknown key") as err:
-        parse_params(raw)
+        check(raw)
     assert str(err.value).startswith("params.yaml: ")          # the file is named even when not given
 
 
 def test_check_exit_codes_and_messages(tmp_path, capsys):
-    from imgclf.params import main
+    from imgclf.experiments.preflight import main
 
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(_with("augment.multiplier", 0)))
     good = str(REPO / "params.yaml")
-    assert main(["--check", good]) == 0
+    assert main([good]) == 0
     out = capsys.readouterr()
     assert out.out == f"{good}: ok\n" and out.err == ""
-    assert main(["--check", str(bad)]) == 2
+    assert main([str(bad)]) == 2
     out = capsys.readouterr()
     assert out.out == "" and out.err.startswith("error: ") and "augment.multiplier = 0" in out.err
-    assert main(["--check", str(tmp_path / "none.yaml")]) == 2
+    assert main([str(tmp_path / "none.yaml")]) == 2
     assert "not found" in capsys.readouterr().err
     # The module is the command users type: its exit code is main's.
-    res = subprocess.run([sys.executable, "-m", "imgclf.params", "--check", str(bad)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "imgclf.experiments.preflight", str(bad)], capture_output=True, text=True)
     assert res.returncode == 2 and "augment.multiplier = 0" in res.stderr
 
 
@@ -164,19 +165,20 @@ def test_check_without_a_path_reads_the_projects_params_yaml_and_help_says_what_
     import re
     import shutil
 
-    from imgclf.params import main
+    from imgclf.experiments.preflight import main
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    assert main(["--check"]) == 0                   # what `make check` and the README type
+    assert main([]) == 0                            # what `make check` and the README type
     assert capsys.readouterr().out == "params.yaml: ok\n"
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    assert text.startswith("usage: python -m imgclf.params [-h] [--check] [path]\n\n"
-                           "Typed schema for params.yaml: every key has a type, a range and a description.\n"), text
-    assert re.search(r"^  --check +validate and exit \(the only action\)$", text, re.M), text
+    assert text.startswith("usage: imgclf check [-h] [path]\n\n"
+                           "Check params.yaml as every stage would before its work, all at once.\n"), text
+    assert re.search(r"^  path", text, re.M), text
+
 
 def _defaults_that_differ(model_cls, data: dict, prefix: str = "") -> list[str]:
     from pydantic import BaseModel
@@ -203,7 +205,7 @@ def test_schema_defaults_are_params_yaml():
     """params.yaml is the one source of truth: the schema's defaults may not say otherwise."""
     import yaml
 
-    from imgclf.params import Params
+    from imgclf.config.params import Params
     from tests.conftest import REPO
 
     data = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -211,7 +213,7 @@ def test_schema_defaults_are_params_yaml():
 
 
 def test_the_whole_error_message_names_the_file_every_bad_key_and_its_value(tmp_path):
-    from imgclf.params import ParamsError, load_params
+    from imgclf.config.params import ParamsError, load_params
 
     data = _with("augment.multiplier", 0)
     data["train"]["head"]["dropuot"] = 0.5
@@ -235,13 +237,13 @@ def test_a_rule_across_sections_is_one_readable_line():
     """The flip-TTA rule spans augment and train: its message names both keys, and is not buried
     in a dump of the whole file."""
     with pytest.raises(ParamsError) as err:
-        parse_params(_with("augment.multiplier", 1))
+        check(_with("augment.multiplier", 1))
     assert str(err.value).splitlines()[1:] == [
         "  train.head.flip_tta = true needs mirror images in training, but augment.multiplier = 1 makes no "
         "variants; set augment.multiplier >= 2 (variant 1 is the mirror with augment.mirror) or train.head.flip_tta: false"]
     raw = _with("augment.multiplier", 1)
     raw["train"]["head"]["flip_tta"] = False
-    assert parse_params(raw).augment.multiplier == 1
+    assert check(raw).augment.multiplier == 1
     raw["train"]["model"] = "cnn"                # the rule is the head's, where it was measured
     raw["train"]["head"]["flip_tta"] = True
-    assert parse_params(raw).train.model == "cnn"
+    assert check(raw).train.model == "cnn"

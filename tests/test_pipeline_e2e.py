@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
-from imgclf import runlog
 import pytest
 
+from imgclf.core import run_log
 from tests.conftest import BIN, computes_nothing, make_pipeline_repo, run, up_to_date, write_idx_dataset
 
 pytestmark = pytest.mark.slow      # runs the whole DVC pipeline
@@ -64,7 +63,7 @@ def test_repro_builds_every_stage_and_metrics(repo):
     leak = _json(repo / "metrics" / "leakage.json")
     assert leak["sources_in_more_than_one_split"] == 0 and leak["identical_images_across_splits"] == 0
     conf = pd.read_csv(repo / "metrics" / "plots" / "confusion_test.csv")
-    # one row per test image, keyed by id, for the confusion plot and for imgclf.compare
+    # one row per test image, keyed by id, for the confusion plot and for imgclf.review.compare
     assert list(conf.columns) == ["id", "actual", "predicted", "confidence"] and len(conf) == 150
     manifest = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
     assert conf["id"].tolist() == manifest.loc[manifest.split == "test", "id"].tolist()
@@ -175,7 +174,7 @@ def test_exp_run_multiplier_reuses_cached_vectors(repo):
     before = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
     _run([str(BIN / "dvc"), "exp", "run", "-S", "augment.multiplier=3"], repo)
     after = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
-    report = [r for r in runlog.read(repo / runlog.LOG) if r["stage"] == "bottleneck"][-1]
+    report = [r for r in run_log.read(repo / run_log.LOG) if r["stage"] == "bottleneck"][-1]
     new_hashes = set(after.sha256) - set(before.sha256)
     assert report["misses"] == len(new_hashes) > 0
     assert report["hits"] == len(set(before.sha256))  # every val/test image and every old variant
@@ -190,14 +189,14 @@ def test_exp_run_multiplier_reuses_cached_vectors(repo):
 
 
 def test_a_preset_runs_as_an_experiment_and_repeats_its_row(repo):
-    """`python -m imgclf.exp NAME` = the recipe in presets/NAME.yaml as a DVC experiment: every
+    """`python -m imgclf.experiments.run_preset NAME` = the recipe in presets/NAME.yaml as a DVC experiment: every
     value recorded (dvc exp show), the same metrics as the `-S` run it names (restored, not recomputed)."""
     presets = repo / "presets"
     presets.mkdir(exist_ok=True)
     (presets / "tiny-m3.yaml").write_text("description: three images per source\nparams:\n  augment:\n    multiplier: 3\n")
     multiplier3 = (repo / "metrics" / "evaluate.json").read_text()   # left by the `-S augment.multiplier=3` run
     try:
-        out = _run([str(BIN / "python"), "-m", "imgclf.exp", "tiny-m3"], repo).stdout
+        out = _run([str(BIN / "python"), "-m", "imgclf.experiments.run_preset", "tiny-m3"], repo).stdout
     finally:
         shutil.rmtree(presets)                                       # later tests expect a clean tree
     assert "dvc exp run -n tiny-m3 -S augment.multiplier=3" in out
@@ -266,17 +265,17 @@ def test_a_rerun_without_change_leaves_metrics_lock_and_git_clean(repo):
     """Machine figures (times, RSS, cache hits) live in the run log, not in tracked files."""
     _run(["git", "reset", "-q", "--hard"], repo)             # back to the committed head run
     _run([str(BIN / "dvc"), "checkout", "-f"], repo)
-    before = len(runlog.read(repo / runlog.LOG))
+    before = len(run_log.read(repo / run_log.LOG))
     # -s: these two only (a bare -f would run every stage upstream of them too)
     _run([str(BIN / "dvc"), "repro", "-f", "-s", "train", "evaluate"], repo)
     assert _status(repo) == ""
     assert _run([str(BIN / "dvc"), "metrics", "diff"], repo).stdout.strip() == ""
-    records = runlog.read(repo / runlog.LOG)
+    records = run_log.read(repo / run_log.LOG)
     assert [r["stage"] for r in records[before:]] == ["train", "evaluate"]
     # flip TTA's mirror images: their vectors were stored by the first evaluate, none is computed again
     evaluate = [r for r in records if r["stage"] == "evaluate"][-1]
     assert (evaluate["mirror_test_hits"], evaluate["mirror_test_misses"], evaluate["mirror_val_misses"]) == (150, 0, 0)
-    shown = _run([str(BIN / "python"), "-m", "imgclf.runlog", "--stage", "bottleneck"], repo).stdout
+    shown = _run([str(BIN / "python"), "-m", "imgclf.core.run_log", "--stage", "bottleneck"], repo).stdout
     assert "hits" in shown and "peak_rss_mib" in shown
 
 

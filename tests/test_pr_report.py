@@ -1,4 +1,4 @@
-"""`python -m imgclf.pr_report`, the report the GitHub workflow posts, on a two-commit DVC repo."""
+"""`python -m imgclf.review.pr_report`, the report the GitHub workflow posts, on a two-commit DVC repo."""
 
 import json
 import os
@@ -20,7 +20,7 @@ def _git(repo, *args):
 
 
 def _report(repo, base, out="pr-report"):
-    return subprocess.run([sys.executable, "-m", "imgclf.pr_report", base, "--out", out], cwd=repo,
+    return subprocess.run([sys.executable, "-m", "imgclf.review.pr_report", base, "--out", out], cwd=repo,
                           env=dict(os.environ, DVC=str(BIN / "dvc")), capture_output=True, text=True, timeout=180)
 
 
@@ -67,7 +67,7 @@ def test_report_shows_metric_param_and_plot_changes_as_images(tmp_path):
 
 
 def test_confusion_matrix_counts_actual_rows_predicted_columns():
-    from imgclf.pr_report import confusion_matrix
+    from imgclf.review.pr_report import confusion_matrix
 
     csv = b"actual,predicted\ncat,cat\ncat,dog\ndog,dog\nfox,cat\n"
     assert confusion_matrix(csv, NAMES).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
@@ -93,7 +93,7 @@ def test_an_unknown_base_revision_is_a_clear_error(tmp_path):
 
 def test_a_report_on_the_real_pipeline_outputs_renders_every_changed_plot(tmp_path):
     """The renderers on realistic sizes: ten classes, a base matrix unlike the head's."""
-    from imgclf.pr_report import render_confusion, render_per_class_f1
+    from imgclf.review.pr_report import render_confusion, render_per_class_f1
 
     names = [f"class {i}" for i in range(10)]
     rng = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def test_a_report_on_the_real_pipeline_outputs_renders_every_changed_plot(tmp_pa
 def test_the_report_says_whether_the_change_is_real_and_shows_changed_images(tmp_path):
     """Per-image predictions (id column) on both sides: the significance table, the verdict and
     a preview of the broken and fixed images, read from data/augmented by id."""
-    from imgclf.manifest import save_set
+    from imgclf.data.manifest import save_set
     from tests.conftest import image_set
 
     repo = _repo(tmp_path)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from imgclf.predict import load_image, main
+from imgclf.models.predict import load_image, main
 
 NAMES = ["coat", "shirt", "bag", "boot"]
 

@@ -7,7 +7,7 @@ import ast
 import subprocess
 from pathlib import Path
 
-from imgclf.provenance import announce, cpu_kind, git_commit, ran_with
+from imgclf.core.provenance import announce, cpu_kind, git_commit, ran_with
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_every_benchmark_and_analysis_records_what_it_ran_with():
     missing = [s.relative_to(REPO).as_posix() for s in scripts
                if not any(isinstance(n, ast.Call) and getattr(n.func, "id", None) == "ran_with"
                           for n in ast.walk(ast.parse(s.read_text())))]
-    assert not missing, f"scripts that do not call imgclf.provenance.ran_with: {missing}"
+    assert not missing, f"scripts that do not call imgclf.core.provenance.ran_with: {missing}"
 
 
 def test_cpu_kind_names_bfloat16_and_amx_apart(tmp_path):

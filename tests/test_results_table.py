@@ -1,6 +1,7 @@
 """The results table (docs/results.md) is built from `dvc exp show --json`, never typed."""
 
-from imgclf import results_table
+from imgclf.config.schema import flatten
+from imgclf.review import results_table
 
 
 def _entry(rev, params, evaluate, train, name=None):
@@ -28,16 +29,16 @@ def test_table_rows_carry_the_exact_arguments_and_metrics():
 
 def test_the_head_recipe_names_its_mirror_variant_and_flip_tta():
     mirrored = {"augment": {"multiplier": 2, "mirror": True}, "train": {"model": "head", "head": {"flip_tta": True}}}
-    assert results_table.augmentation(results_table._flat(mirrored)) == "offline x2 (mirror first), flip TTA"
+    assert results_table.augmentation(flatten(mirrored)) == "offline x2 (mirror first), flip TTA"
     plain = {"augment": {"multiplier": 1, "mirror": True}, "train": {"model": "head", "head": {"flip_tta": False}}}
-    assert results_table.augmentation(results_table._flat(plain)) == "offline x1"
+    assert results_table.augmentation(flatten(plain)) == "offline x1"
 
 
 def test_the_cnn_recipe_says_whether_its_online_flips_alternate():
     cnn = {"augment": {"multiplier": 2}, "train": {"model": "cnn", "cnn": {"online_flip": True, "random_erasing": 0}}}
-    assert results_table.augmentation(results_table._flat(cnn)) == "offline x2, online flip"
+    assert results_table.augmentation(flatten(cnn)) == "offline x2, online flip"
     cnn["train"]["cnn"]["alternating_flip"] = True
-    assert results_table.augmentation(results_table._flat(cnn)) == "offline x2, online alternating flip"
+    assert results_table.augmentation(flatten(cnn)) == "offline x2, online alternating flip"
 
 
 def test_rows_of_experiments_this_clone_lacks_are_kept_and_the_old_baseline_is_replaced():

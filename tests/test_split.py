@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imgclf.manifest import SPLITS
-from imgclf.split import SplitIntegrityError, assign_splits, check_integrity, label_conflicts, split_summary
+from imgclf.data.manifest import SPLITS
+from imgclf.data.split import SplitIntegrityError, assign_splits, check_integrity, label_conflicts, split_summary
 from tests.conftest import image_set, synthetic_images
 
 
@@ -105,7 +105,7 @@ def test_integrity_check_refuses_linked_near_duplicates_on_two_sides():
 def test_split_metrics_on_a_hand_made_manifest():
     """split.json and leakage.json on known counts: per-class val shares, groups, excluded, duplicates,
     a source on both sides (what the audit exists to catch), and an empty manifest."""
-    from imgclf.hashing import image_sha256
+    from imgclf.core.hashing import image_sha256
     from tests.conftest import image_set, synthetic_images
 
     x, _ = synthetic_images(10, 4)
@@ -153,7 +153,7 @@ def test_leakage_metrics_count_identical_images_across_two_splits_and_list_label
 
 
 def test_an_unknown_official_split_is_named():
-    from imgclf.manifest import DataError
+    from imgclf.data.manifest import DataError
 
     x, y = synthetic_images(4, 0)
     with pytest.raises(DataError, match=r"unknown official_split values \['holdout'\]"):

@@ -1,5 +1,6 @@
 """stage.run: a user's error is one line and exit code 2; a bug keeps its traceback."""
 
+import os
 import re
 import subprocess
 import sys
@@ -7,11 +8,11 @@ import textwrap
 
 import pytest
 
-from imgclf import stage
-from imgclf.atomic import WriteError
-from imgclf.errors import UserError
-from imgclf.manifest import DataError
-from imgclf.params import ParamsError
+from imgclf.config.params import ParamsError
+from imgclf.core.atomic import WriteError
+from imgclf.core.errors import UserError
+from imgclf.data.manifest import DataError
+from stages import stage
 from tests.conftest import REPO
 
 
@@ -50,7 +51,7 @@ def test_a_keras_stage_prints_no_tensorflow_start_up_lines(tmp_path):
     reach a stage's output; stderr stays empty for a stage that succeeds."""
     script = tmp_path / "s.py"
     script.write_text(textwrap.dedent(f"""
-        from imgclf import stage
+        from stages import stage
 
         def main(params):
             import keras, numpy as np
@@ -60,7 +61,8 @@ def test_a_keras_stage_prints_no_tensorflow_start_up_lines(tmp_path):
 
         stage.run("demo", main, {_params(tmp_path)!r}, keras=True)
     """))
-    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
     assert res.returncode == 0, res.stderr
     assert res.stderr == "", res.stderr
     assert res.stdout.startswith("demo: done in")
@@ -69,7 +71,7 @@ def test_a_keras_stage_prints_no_tensorflow_start_up_lines(tmp_path):
 def _run_stage(stage_name, cwd, *python_args):
     """`python -m stages.<name>` in cwd as DVC runs it, with this checkout's library."""
     return subprocess.run([sys.executable, *python_args, "-m", f"stages.{stage_name}"], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**__import__("os").environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"})
 
 
 @pytest.mark.parametrize("stage_name, setup, expected", [
@@ -80,8 +82,12 @@ def _run_stage(stage_name, cwd, *python_args):
      "data/split/images.npy: not found; run the stages before this one first"),
     # The stages that use the augmenters build them before any work (the others skip imgaug).
     *[(name, lambda d: (d / "params.yaml").write_text((REPO / "params.yaml").read_text().replace(
-        "- name: Fliplr", "- name: Flipper")), "augment.augmenters.0.name = 'Flipper': Value error, unknown augmenter")
-      for name in ("split", "augment")],
+        "- name: Fliplr", "- name: Flipper")), "augment.augmenters.0 = {'name': 'Flipper', 'args': {'p': 0.5}}: "
+       "Value error, unknown augmenter 'Flipper'") for name in ("split", "augment")],
+    # The stages that run a backbone check its name before any work.
+    *[(name, lambda d: (d / "params.yaml").write_text((REPO / "params.yaml").read_text().replace(
+        "backbone: MobileNet", "backbone: MobileNetV9")), "bottleneck.backbone = 'MobileNetV9': Value error, unknown "
+       "backbone 'MobileNetV9'") for name in ("bottleneck", "evaluate")],
 ])
 def test_a_real_stage_entry_point_exits_2_with_one_line(tmp_path, stage_name, setup, expected):
     """`python -m stages.<name>` as DVC runs it: bad params, or an input the previous stage never
@@ -107,36 +113,35 @@ def test_a_stage_that_never_augments_does_not_import_imgaug(tmp_path, stage_name
     res = _run_stage(stage_name, tmp_path, "-X", "importtime")
     assert res.returncode == 2, res.stderr[-2000:]             # it got past params to a missing input
     imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
-    assert "imgclf.params" in imported and "imgaug" not in imported
+    assert "imgclf.config.params" in imported and "imgaug" not in imported
     if stage_name == "bottleneck":
         assert "tensorflow" not in imported
 
 
-def test_without_imgaug_the_augmenters_shape_and_every_other_key_are_still_checked(tmp_path):
-    from imgclf.params import load_params, parse_params
+def test_without_checks_the_augmenters_shape_and_every_other_key_are_still_checked(tmp_path):
+    """The schema alone (what download and train ask for) checks every key's type and range; the
+    library checks (imgaug, the backbone registry) come from the caller that owns them."""
     import yaml
+
+    from imgclf.config.params import load_params, parse_params
+    from imgclf.experiments.preflight import EVERY_CHECK, check
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["augment"]["augmenters"][0] = {"args": {"p": 0.5}}
     raw["train"]["head"]["dropout"] = 1.4
     with pytest.raises(ParamsError) as err:
-        parse_params(raw, build_augmenters=False)
+        parse_params(raw)
     assert "augment.augmenters.0.name: Field required; the key is missing" in str(err.value)
     assert "train.head.dropout = 1.4" in str(err.value)
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["augment"]["augmenters"][0]["name"] = "Flipper"
-    assert parse_params(raw, build_augmenters=False).augment.augmenters[0].name == "Flipper"
-    with pytest.raises(ParamsError, match="unknown augmenter 'Flipper'"):
-        parse_params(raw)
-    # The same from a file: building is what load_params does unless told (--check, the cache CLI).
+    raw["bottleneck"]["backbone"] = "AlexNet"
+    params = parse_params(raw)
+    assert params.augment.augmenters[0].name == "Flipper" and params.bottleneck.backbone == "AlexNet"
+    with pytest.raises(ParamsError, match="(?s)unknown augmenter 'Flipper'.*unknown backbone 'AlexNet'"):
+        check(raw)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert load_params(path, build_augmenters=False).augment.augmenters[0].name == "Flipper"
-    with pytest.raises(ParamsError, match="unknown augmenter 'Flipper'"):
-        load_params(path)
-    # Validated without a context (a new caller that never says), an augmenter is still built.
-    from pydantic import ValidationError
-
-    from imgclf.params import AugmenterSpec
-    with pytest.raises(ValidationError, match="unknown augmenter 'Flipper'"):
-        AugmenterSpec.model_validate({"name": "Flipper"})
+    assert load_params(path).augment.augmenters[0].name == "Flipper"
+    with pytest.raises(ParamsError, match="2 invalid parameter"):
+        load_params(path, EVERY_CHECK)

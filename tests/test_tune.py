@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imgclf.search_space import SearchSpaceError, load_space
+from imgclf.config.search_space import SearchSpaceError, load_space
 from tests.conftest import BIN, REPO, pipeline_env, run
 
 SPACE = {
@@ -38,7 +38,7 @@ STAGE = textwrap.dedent("""
     import json, math, os, time
     from pathlib import Path
     import yaml
-    from imgclf.runlog import record
+    from imgclf.core.run_log import record
     h = yaml.safe_load(open("params.yaml"))["train"]["head"]
     delay = Path(os.environ.get("SLEEP_FILE", "/nonexistent"))
     if delay.exists():
@@ -82,7 +82,7 @@ def _sigint_as_in_a_terminal() -> None:
 
 def tune(project: Path, *args, env: dict | None = None, **popen) -> subprocess.Popen:
     popen.setdefault("preexec_fn", _sigint_as_in_a_terminal)
-    return subprocess.Popen([sys.executable, "-m", "imgclf.tune", "--space", "space.yaml", "--out", "report", *args],
+    return subprocess.Popen([sys.executable, "-m", "imgclf.experiments.tune", "--space", "space.yaml", "--out", "report", *args],
                             cwd=project, env={**pipeline_env(), **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **popen)
 
@@ -154,7 +154,7 @@ def test_a_bad_space_is_refused_naming_the_key(tmp_path, change, expected):
 def test_the_sampler_draws_the_same_sequence_for_one_seed_and_another_for_another():
     import optuna
 
-    from imgclf.tune import trial_seeded_tpe
+    from imgclf.experiments.tune import trial_seeded_tpe
 
     def draws(seed):
         study = optuna.create_study(sampler=trial_seeded_tpe(seed), direction="maximize")
@@ -267,7 +267,7 @@ def test_two_tuners_share_one_sqlite_study(project):
 
 
 def _open_after(barrier, urls: list[str], queue) -> None:
-    from imgclf.tune import open_study
+    from imgclf.experiments.tune import open_study
     for url in urls:
         barrier.wait()
         try:

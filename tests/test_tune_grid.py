@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from imgclf import runlog
+from imgclf.core import run_log
 from tests.conftest import BIN, CUT_BACKBONE, make_pipeline_repo, run, write_idx_dataset
 
 pytestmark = pytest.mark.slow      # runs the whole DVC pipeline
@@ -32,7 +32,7 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
     run([dvc, "repro", "-q", "bottleneck"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], repo)
-    baseline_runs = len(runlog.read(repo / runlog.LOG))
+    baseline_runs = len(run_log.read(repo / run_log.LOG))
     sources = json.loads((repo / "metrics" / "augment.json").read_text())
 
     # New augment seeds make new variants, so each trial's bottleneck re-runs; queued as one grid
@@ -62,7 +62,7 @@ def test_a_queued_grid_runs_on_two_workers_sharing_the_feature_store(tmp_path):
     for t in trials:
         assert 0 < t["metrics"]["metrics/evaluate.json"]["data"]["val"]["accuracy"] <= 1
 
-    runs = runlog.read(repo / runlog.LOG)[baseline_runs:]
+    runs = run_log.read(repo / run_log.LOG)[baseline_runs:]
     assert all(".dvc/tmp/exps" in r["cwd"] for r in runs)              # the workers' copies...
     bottlenecks = [r for r in runs if r["stage"] == "bottleneck"]       # ...wrote to the project's log
     assert len(bottlenecks) == 2 and len([r for r in runs if r["stage"] == "train"]) == 2

@@ -1,11 +1,11 @@
-"""imgclf.experiments (used by research/vote_across_experiments.py and research/tta_views.py): which
+"""imgclf.core.revisions and imgclf.review.agreement (used by research/vote_across_experiments.py and research/tta_views.py): which
 experiment is which, and what a vote of them scores."""
 
 import numpy as np
 import pytest
 
-from imgclf import experiments as vote
-from imgclf.experiments import RevisionError, resolve
+from imgclf.core.revisions import RevisionError, resolve, split_hash
+from imgclf.review import agreement as vote
 
 REFS = "\n".join([
     f"{'a' * 40} refs/exps/09/2b918f/cnn-w32-e10",
@@ -32,9 +32,9 @@ def test_a_name_used_on_two_commits_is_refused_with_both_commits():
 def test_split_hash_is_read_from_the_split_stage_and_its_absence_named():
     lock = {"stages": {"split": {"outs": [{"path": "metrics/previews/x.png", "md5": "1"},
                                           {"path": "data/split", "md5": "abc.dir"}]}}}
-    assert vote.split_hash(lock, "dvc.lock") == "abc.dir"
+    assert split_hash(lock, "dvc.lock") == "abc.dir"
     with pytest.raises(RevisionError, match="dvc.lock of x: no split stage"):
-        vote.split_hash({"stages": {}}, "dvc.lock of x")
+        split_hash({"stages": {}}, "dvc.lock of x")
 
 
 def test_votes_average_probabilities_and_score_every_combination():

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from imgclf.hashing import image_sha256
-from imgclf.manifest import ImageSet
+from imgclf.core.hashing import image_sha256
+from imgclf.data.manifest import ImageSet
 
 KINDS = ("fashion28", "fashion96", "digits48", "photos64")
 
@@ -30,7 +30,7 @@ def _set(images: np.ndarray, labels, official="pool") -> ImageSet:
 
 
 def fashion28() -> ImageSet:
-    from imgclf.manifest import load_set
+    from imgclf.data.manifest import load_set
 
     data = load_set("data/split")
     return ImageSet(np.asarray(data.images), data.manifest)

@@ -1,0 +1,1 @@
+"""Frozen ImageNet backbones and the content-keyed feature store that serves their vectors."""

@@ -1,0 +1,120 @@
+"""What training the head and the CNN share: determinism, early stopping, dvclive curves and
+the summary written to metrics/train.json."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed every RNG Keras uses and make TensorFlow's ops deterministic: same data and params,
+    same weights."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+# Entropy that sets which rows start mirrored under alternate_mirror, apart from the per-epoch orders.
+_MIRROR_STREAM = 0x4D49
+
+
+def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None, *, alternate_mirror: bool = False):
+    """Batches of (x rows, labels) as a tf.data pipeline, read when TensorFlow asks for them: x is
+    an array or a Selection of rows on disk, so training holds a few batches, never the whole
+    feature matrix (or Keras' copies of it). With a seed the rows are shuffled afresh every
+    epoch, from (seed, epoch) only: the same order in memory and on disk, run after run.
+
+    alternate_mirror (images, with a seed): each image is mirrored left-right in every other epoch,
+    half of them (chosen by the seed) from the first. Every image is then seen both ways in any two
+    consecutive epochs; with a coin per epoch, half of them are seen one way only in any two
+    (airbench's derandomised flip).
+
+    Why a generator that counts its own epochs, not a keras PyDataset reshuffled in on_epoch_end:
+    Keras creates the next epoch's iterator, which starts prefetching, before on_epoch_end, and it
+    reads batch 0 once more to learn the shapes; either way batches of two orders get mixed (rows
+    trained on twice in an epoch, others not at all). Each pass over this dataset starts the
+    generator once, and its epoch is fixed when it starts."""
+    import tensorflow as tf
+
+    if alternate_mirror and (seed is None or len(x.shape) < 3):
+        raise ValueError("alternate_mirror needs a seed and rows that are images (N, H, W[, C])")
+    passes = itertools.count()
+    starts_mirrored = np.random.default_rng([seed, _MIRROR_STREAM]).random(len(y)) < 0.5 if alternate_mirror else None
+
+    def batches():
+        epoch = next(passes)
+        order = np.arange(len(y)) if seed is None else np.random.default_rng([seed, epoch]).permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            rows = order[start:start + batch_size]
+            xb = np.asarray(x[rows])
+            if starts_mirrored is not None:
+                mirrored = starts_mirrored[rows] ^ bool(epoch % 2)
+                xb[mirrored] = xb[mirrored][:, :, ::-1]
+            yield xb, y[rows]
+
+    signature = (tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)), tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
+    n_batches = -(-len(y) // batch_size)         # told to Keras, which cannot count a generator
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """Arrays that Keras batches and shuffles itself (the CNN without alternating flips); data that
+    batches itself (row_batches) is passed to fit as it is."""
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """How long to train: at most `epochs`, stopping `patience` epochs after the best val loss;
+    keep_best restores that epoch's weights (the CNN's EMA keeps its average instead)."""
+    epochs: int
+    patience: int
+    keep_best: bool = True
+
+
+def fit(model, train, val, stopping: Stopping, *, live_dir: Path | str | None = None, verbose: int = 2) -> dict:
+    """model.fit with early stopping on val loss and, if live_dir is given, per-epoch curves through
+    dvclive. train and val: both InMemory, or both data that batches itself. Returns the summary
+    for metrics/train.json."""
+    import keras
+
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping.patience,
+                                               restore_best_weights=stopping.keep_best)]
+    live = None
+    if live_dir is not None:
+        from dvclive import Live
+        from dvclive.keras import DVCLiveCallback
+
+        # dvcyaml=None: plots are declared in our dvc.yaml, dvclive must not rewrite it.
+        live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+        callbacks.append(DVCLiveCallback(live=live))
+    if isinstance(train, InMemory):
+        data = dict(x=train.x, y=train.y, validation_data=(val.x, val.y), batch_size=train.batch_size, shuffle=True)
+    else:                      # it shuffles its rows itself
+        data = dict(x=train, validation_data=val, shuffle=False)
+    start = time.perf_counter()
+    history = model.fit(**data, epochs=stopping.epochs, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - start
+    if live is not None:
+        live.end()
+    val_loss = history.history["val_loss"]
+    best = int(np.argmin(val_loss))
+    return {
+        "epochs_run": len(val_loss),
+        "best_epoch": best + 1,
+        "best_val_loss": round(float(val_loss[best]), 4),
+        "best_val_accuracy": round(float(history.history["val_accuracy"][best]), 4),
+        "train_seconds": round(seconds, 1),
+        "parameters": int(model.count_params()),
+    }
