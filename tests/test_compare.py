@@ -168,7 +168,7 @@ def _known_comparison(p_value: float = 0.0654):
 
 
 def test_the_printed_report_is_exactly_what_a_reviewer_reads():
-    """Every line of `python -m imgclf.review.compare`, on known numbers: classes with no change are left out."""
+    """Every line of `imgclf compare`, on known numbers: classes with no change are left out."""
     assert report_lines(_known_comparison()) == [
         "test images                2,500",
         "accuracy main (abc1234)    0.8700",

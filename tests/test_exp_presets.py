@@ -1,4 +1,4 @@
-"""Presets: named recipes in presets/*.yaml run as DVC experiments (python -m imgclf.experiments.run_preset)."""
+"""Presets: named recipes in presets/*.yaml run as DVC experiments (imgclf preset)."""
 
 import pytest
 import yaml

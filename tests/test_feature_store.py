@@ -111,7 +111,7 @@ def test_cache_path_that_is_a_file_is_a_clear_error(tmp_path):
 
 
 def test_cache_cli_show_and_prune(tmp_path):
-    """`python -m imgclf.features.cache show|prune` on a project whose params name a random-init backbone."""
+    """`imgclf cache show|prune` on a project whose params name a random-init backbone."""
     import pandas as pd
     import yaml
 

@@ -189,7 +189,7 @@ def test_exp_run_multiplier_reuses_cached_vectors(repo):
 
 
 def test_a_preset_runs_as_an_experiment_and_repeats_its_row(repo):
-    """`python -m imgclf.experiments.run_preset NAME` = the recipe in presets/NAME.yaml as a DVC experiment: every
+    """`imgclf preset NAME` = the recipe in presets/NAME.yaml as a DVC experiment: every
     value recorded (dvc exp show), the same metrics as the `-S` run it names (restored, not recomputed)."""
     presets = repo / "presets"
     presets.mkdir(exist_ok=True)

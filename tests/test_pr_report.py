@@ -1,4 +1,4 @@
-"""`python -m imgclf.review.pr_report`, the report the GitHub workflow posts, on a two-commit DVC repo."""
+"""`imgclf pr-report`, the report the GitHub workflow posts, on a two-commit DVC repo."""
 
 import json
 import os

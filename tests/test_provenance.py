@@ -7,7 +7,8 @@ import ast
 import subprocess
 from pathlib import Path
 
-from imgclf.core.provenance import announce, cpu_kind, git_commit, ran_with
+from imgclf.core.cpu import cpu_kind
+from imgclf.core.provenance import announce, git_commit, ran_with
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ What the schema alone cannot know (which augmenters imgaug builds, which backbon
 handed in as `Checks` by the code that owns it: each stage passes what its own work needs, so
 this module imports no augment or backbone code and an edit there re-runs no other stage.
 
-    python -m imgclf.experiments.preflight [params.yaml]    # every check, as make check runs it
+    imgclf check [params.yaml]    # every check, as make check runs it
 """
 
 from __future__ import annotations
@@ -189,10 +189,10 @@ class BottleneckParams(Strict):
 
 class HeadParams(Strict):
     hidden_units: list[int] = Field([512], description="Width of each hidden dense layer of the head.")
-    input_dropout: float = Field(0.5218568027467589, ge=0.0, lt=1.0,
+    input_dropout: float = Field(0.52, ge=0.0, lt=1.0,
                                  description="Dropout on the (standardised) bottleneck features.")
-    dropout: float = Field(0.17097836653459497, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
-    learning_rate: float = Field(0.00015060321910116722, gt=0.0, le=1.0, description="Adam learning rate.")
+    dropout: float = Field(0.17, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
+    learning_rate: float = Field(0.00015, gt=0.0, le=1.0, description="Adam learning rate.")
     batch_size: int = Field(256, ge=1, le=65536, description="Training batch size.")
     epochs: int = Field(60, ge=1, le=10000, description="Upper bound on epochs; early stopping usually ends sooner.")
     patience: int = Field(6, ge=1, le=1000, description="Epochs without val-loss improvement before stopping (best weights restored).")

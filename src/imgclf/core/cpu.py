@@ -45,3 +45,15 @@ def simd_fingerprint(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     flags = cpu_flags(cpuinfo)
     simd = " ".join(f for f in SIMD_FLAGS if f in flags) if flags is not None else platform.processor() or "unknown"
     return f"{platform.machine()}: {simd}; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}"
+
+
+def cpu_kind(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The label every timing in docs/ carries: the CPU properties that change speed and bits.
+    bfloat16 hardware decides whether the CNN presets fit 30 minutes; AMX (Intel) on top of
+    AVX512-BF16 (also AMD's Zen 4) changes the kernels oneDNN picks, so the two are named apart."""
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
+        return platform.machine()
+    if not native_bfloat16(cpuinfo):
+        return "no AVX512-BF16"
+    return "AVX512-BF16+AMX" if "amx_tile" in flags else "AVX512-BF16, no AMX"

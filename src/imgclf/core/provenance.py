@@ -8,24 +8,11 @@ script under bench/ and research/ prints this record first and writes it into it
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
-from imgclf.core.cpu import cpu_flags, native_bfloat16
-
-
-def cpu_kind(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The label every timing in docs/ carries: the CPU properties that change speed and bits.
-    bfloat16 hardware decides whether the CNN presets fit 30 minutes; AMX (Intel) on top of
-    AVX512-BF16 (also AMD's Zen 4) changes the kernels oneDNN picks, so the two are named apart."""
-    flags = cpu_flags(cpuinfo)
-    if flags is None:
-        return platform.machine()
-    if not native_bfloat16(cpuinfo):
-        return "no AVX512-BF16"
-    return "AVX512-BF16+AMX" if "amx_tile" in flags else "AVX512-BF16, no AMX"
+from imgclf.core.cpu import cpu_kind
 
 
 def git_commit(cwd: Path | None = None) -> str:

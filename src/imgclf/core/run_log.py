@@ -3,7 +3,7 @@ cache hits and misses. They are appended to a git-ignored log instead of the tra
 `dvc metrics diff` and `dvc.lock` show only what a change did to quality and data, and a re-run
 of the same commit leaves `git status` clean.
 
-    python -m imgclf.core.run_log [--last 12] [--stage bottleneck]
+    imgclf runs [--last 12] [--stage bottleneck]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from imgclf.core.paths import project_root
-from imgclf.core.provenance import cpu_kind
+from imgclf.core.cpu import cpu_kind
 
 LOG = Path(".runs") / "log.jsonl"
 # Set by a caller that runs the pipeline for a purpose (imgclf.experiments.tune: the trial's experiment name),

@@ -4,7 +4,7 @@ The schema, imgaug building each augmenter, and the backbone registry: for `make
 and the tuner, which must refuse a bad value before the first stage runs; each stage itself asks
 only for the checks its own work needs.
 
-    python -m imgclf.experiments.preflight [params.yaml]
+    imgclf check [params.yaml]
 """
 
 from __future__ import annotations

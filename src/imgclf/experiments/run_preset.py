@@ -1,9 +1,9 @@
 """Run a named recipe from presets/ as a DVC experiment.
 
-    python -m imgclf.experiments.run_preset cnn                      # = make exp PRESET=cnn
-    python -m imgclf.experiments.run_preset cnn -S train.cnn.epochs=6 -n cnn-short
-    python -m imgclf.experiments.run_preset cnn --temp -n cnn-s43 -S train.seed=43   # workspace stays free meanwhile
-    python -m imgclf.experiments.run_preset --list
+    imgclf preset cnn                      # = make exp PRESET=cnn
+    imgclf preset cnn -S train.cnn.epochs=6 -n cnn-short
+    imgclf preset cnn --temp -n cnn-s43 -S train.seed=43   # workspace stays free meanwhile
+    imgclf preset --list
 
 A preset is a committed YAML file of parameter overrides (like lightning-hydra-template's
 experiment configs). It becomes `dvc exp run -S key=value ...`, so the experiment records every

@@ -1,8 +1,8 @@
 """Hyper-parameter search with Optuna's TPE, every trial a named DVC experiment.
 
-    python -m imgclf.experiments.tune --space search/head.yaml --trials 30
-    python -m imgclf.experiments.tune --space search/head.yaml --trials 30 --storage postgresql://user@host/db
-    python -m imgclf.experiments.tune --space search/head.yaml --report      # tables and plot only, no trial
+    imgclf tune --space search/head.yaml --trials 30
+    imgclf tune --space search/head.yaml --trials 30 --storage postgresql://user@host/db
+    imgclf tune --space search/head.yaml --report      # tables and plot only, no trial
 
 Why DVC experiments: a trial is then an ordinary experiment (`dvc exp show` lists its params,
 metrics and plots, `dvc exp apply <name>` restores its model), so "which trial made this model"
@@ -420,7 +420,7 @@ def write_report(study, space: SearchSpace, space_path: Path, out_dir: Path, sto
                 best["holdout_error"] = str(err)
     seconds = frame["seconds"].dropna()
     lines = [f"# Study `{name}`", "",
-             f"Written by `python -m imgclf.experiments.tune --space {space_path.as_posix()}` (storage: "
+             f"Written by `imgclf tune --space {space_path.as_posix()}` (storage: "
              f"{_shown_storage(storage_url)}). {space.description}", "",
              f"{len(done)} finished trials of {len(frame)}; objective {space.objective.direction} "
              f"`{space.objective.key}` ({space.objective.metrics})."

@@ -2,7 +2,7 @@
 
 Everything that changes a feature vector is collected into `FeatureExtractor.spec`; the cache
 namespace is the hash of that spec, so two recipes can never share (or overwrite) vectors.
-TensorFlow is imported lazily: `python -m imgclf.config.params --check` must stay fast.
+TensorFlow is imported lazily: `imgclf check` must stay fast.
 """
 
 from __future__ import annotations

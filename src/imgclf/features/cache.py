@@ -1,7 +1,7 @@
 """Inspect and prune the bottleneck feature store.
 
-    python -m imgclf.features.cache show  [--params params.yaml]
-    python -m imgclf.features.cache prune [--params params.yaml] [--keep-other-namespaces] [--keep-unused] [--dry-run]
+    imgclf cache show  [--params params.yaml]
+    imgclf cache prune [--params params.yaml] [--keep-other-namespaces] [--keep-unused] [--dry-run]
 
 `prune` keeps the namespace the current params produce and, inside it, the vectors of the
 images in the current augmented manifest (data/augmented/manifest.csv); it drops every other

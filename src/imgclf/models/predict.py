@@ -1,6 +1,6 @@
 """Classify image files with the exported model: top classes with probabilities.
 
-    python -m imgclf.models.predict IMAGE... [--model models/classifier.keras] [--top 3]
+    imgclf predict IMAGE... [--model models/classifier.keras] [--top 3]
 
 Images of any size and colour are converted exactly as the split stage converts a folder's
 images (grey if the training data was grey, resized to its size the same way). An unreadable file is reported by name;

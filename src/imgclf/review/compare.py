@@ -1,6 +1,6 @@
 """Is the change real? Two revisions' test predictions compared image by image.
 
-    python -m imgclf.review.compare BASE [HEAD]      # git revisions or DVC experiment names; HEAD: the workspace
+    imgclf compare BASE [HEAD]      # git revisions or DVC experiment names; HEAD: the workspace
 
 `dvc metrics diff` shows test accuracy up by a tenth of a point; two seeds of one recipe differ by that much. Both
 revisions scored the same test images, so the question has an exact answer from the images on

@@ -1,7 +1,7 @@
 """The pull-request report: what a change did to the pipeline's numbers and pictures, against a
 base revision, as Markdown with PNG images beside it.
 
-    python -m imgclf.review.pr_report BASE_REV [--out pr-report]     (after `dvc repro`, repo root)
+    imgclf pr-report BASE_REV [--out pr-report]     (after `dvc repro`, repo root)
 
 Why images rendered here rather than `dvc plots diff`: a PR comment cannot run Vega, and CI
 machines have no browser; matplotlib renders the same plots offline (as example-get-started's

@@ -1,6 +1,6 @@
 """Regenerate the results table in docs/results.md from `dvc exp show --json` (never typed by hand).
 
-    python -m imgclf.review.results_table [--doc docs/results.md] [--dvc dvc]
+    imgclf results-table [--doc docs/results.md] [--dvc dvc]
 
 Rows: the committed baseline (HEAD) and every experiment of every commit
 (`dvc exp show --all-commits`), each with the commit it ran on and the exact `dvc exp run -S ...`
