@@ -43,7 +43,8 @@ def main(params):
     write_csv(paths.PER_CLASS_TEST, per_class_table(test.y_true, test.y_pred, names))
     save_png(paths.PREVIEWS / "test_errors.png",
              misclassified_preview(Selection(data.images, test.mask), test.y_true, test.probs, names))
-    view = embedding.test_view(inputs, test, names, "pixel space" if reads_images else "the backbone's feature space")
+    view = embedding.test_view(inputs, test, names, "pixel space" if reads_images else "the backbone's feature space",
+                               cache_dir=paths.project_root() / ".cache" / "embedding")
     if view is None:
         print(f"evaluate: embedding view skipped: {int(test.mask.sum())} test images (needs 3)")
     else:

@@ -7,7 +7,7 @@ import numpy as np
 
 from imgclf.core import paths
 from imgclf.core.atomic import write_json
-from imgclf.core.npy_rows import NpyRows, Selection
+from imgclf.core.npy_rows import NpyRows, Selection, in_memory_if_it_fits
 from imgclf.data.manifest import DataError, load_set
 from imgclf.models.cnn import CnnConfig, train_cnn
 from imgclf.models.head import HeadConfig, train_head
@@ -24,12 +24,14 @@ def main(params):
     y = m["label"].to_numpy()
     n_classes = len(data.class_names())
     if p.model == "head":
-        x = NpyRows(paths.FEATURES)       # read batch by batch: memory does not grow with the data
+        x = NpyRows(paths.FEATURES)       # read batch by batch when it does not fit in memory
         if len(x) != len(m):
             raise DataError(f"{paths.FEATURES} has {len(x)} rows but the manifest has {len(m)}; re-run bottleneck")
 
+        x_train, x_val = in_memory_if_it_fits([Selection(x, train), Selection(x, val)])
+
         def fit(seed, live_dir):
-            return train_head(Selection(x, train), y[train], Selection(x, val), y[val], n_classes,
+            return train_head(x_train, y[train], x_val, y[val], n_classes,
                               HeadConfig(seed=seed, **p.head.model_dump()), live_dir=live_dir)
     else:
         x_train, x_val = np.asarray(data.images[train]), np.asarray(data.images[val])

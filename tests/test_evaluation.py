@@ -89,3 +89,20 @@ def test_float32_confidences_are_rounded_as_the_numbers_they_are():
     probs = np.float32([0.83935, 0.000108])
     rows = confusion_rows(np.array([0, 1]), np.array([0, 1]), ["a", "b"], ids=["x", "y"], confidence=probs)
     assert rows.to_csv(index=False) == "id,actual,predicted,confidence\nx,a,a,0.8393\ny,b,b,0.0001\n"
+
+
+def test_the_embedding_projection_is_computed_once_per_set_of_features(tmp_path, monkeypatch):
+    """A head experiment on the same features reuses the t-SNE coordinates; other features do not."""
+    from imgclf.review import embedding
+
+    features = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    first = embedding.cached_projection(features, tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+    def no_tsne(_):
+        raise AssertionError("t-SNE ran again")
+
+    monkeypatch.setattr(embedding, "project", no_tsne)
+    np.testing.assert_array_equal(embedding.cached_projection(features, tmp_path), first)
+    with pytest.raises(AssertionError, match="ran again"):
+        embedding.cached_projection(features + 1, tmp_path)

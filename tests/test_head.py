@@ -1,9 +1,10 @@
 """The head trains from features on disk, batch by batch, exactly as from features in memory."""
 
 import numpy as np
+import pytest
 
-from imgclf.core.npy_rows import NpyRows, Selection
-from imgclf.models.head import HeadConfig, train_head
+from imgclf.core.npy_rows import NpyRows, Selection, in_memory_if_it_fits
+from imgclf.models.head import HeadConfig, learning_rate, train_head
 from imgclf.models.training import Stopping, fit, row_batches
 
 
@@ -20,13 +21,18 @@ def _features(n=300, d=12, seed=0):
     return x, y
 
 
-def test_training_from_rows_on_disk_equals_training_in_memory(tmp_path):
+@pytest.mark.parametrize("schedule", ["one_cycle", "constant"])
+def test_training_from_rows_on_disk_equals_training_in_memory(tmp_path, schedule):
+    """The train stage reads the features into memory when they fit: the head must not notice."""
     x, y = _features()
     np.save(tmp_path / "f.npy", x)
     train, val = np.arange(300) % 5 != 0, np.arange(300) % 5 == 0
     rows = NpyRows(tmp_path / "f.npy")
-    a, sa = train_head(x[train], y[train], x[val], y[val], 4, _cfg(), verbose=0)
-    b, sb = train_head(Selection(rows, train), y[train], Selection(rows, val), y[val], 4, _cfg(), verbose=0)
+    loaded = in_memory_if_it_fits([Selection(rows, train), Selection(rows, val)])
+    assert all(isinstance(s, np.ndarray) for s in loaded)
+    assert in_memory_if_it_fits([Selection(rows, train)], share=0.0)[0].__class__ is Selection
+    a, sa = train_head(*loaded[:1], y[train], loaded[1], y[val], 4, _cfg(schedule=schedule), verbose=0)
+    b, sb = train_head(Selection(rows, train), y[train], Selection(rows, val), y[val], 4, _cfg(schedule=schedule), verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
     assert {k: v for k, v in sa.items() if k != "train_seconds"} == {k: v for k, v in sb.items() if k != "train_seconds"}
@@ -65,3 +71,14 @@ def test_keras_trains_on_every_row_once_per_epoch_in_an_order_set_by_seed_and_ep
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert len({tuple(e) for e in first}) == len(first)
     assert not np.array_equal(first[0], other[0])
+
+
+def test_one_cycle_warms_up_to_the_peak_then_decays_to_zero_and_runs_every_epoch():
+    cfg = _cfg(schedule="one_cycle", learning_rate=0.01, batch_size=10, epochs=5, patience=1)
+    schedule = learning_rate(cfg, 100)                 # 10 steps an epoch, 50 in all, 5 of warm-up
+    rates = [float(schedule(step)) for step in (0, 5, 27, 50)]
+    assert rates[0] == 0.0 and abs(rates[1] - 0.01) < 1e-9 and 0 < rates[2] < 0.01 and rates[3] < 1e-9
+    assert learning_rate(_cfg(schedule="constant", learning_rate=0.01), 100) == 0.01
+    x, y = _features()
+    _, summary = train_head(x[:240], y[:240], x[240:], y[240:], 4, cfg, verbose=0)
+    assert summary["epochs_run"] == 5                  # patience applies to the constant schedule only

@@ -189,13 +189,18 @@ class BottleneckParams(Strict):
 
 class HeadParams(Strict):
     hidden_units: list[int] = Field([512], description="Width of each hidden dense layer of the head.")
-    input_dropout: float = Field(0.52, ge=0.0, lt=1.0,
+    input_dropout: float = Field(0.3, ge=0.0, lt=1.0,
                                  description="Dropout on the (standardised) bottleneck features.")
     dropout: float = Field(0.17, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
-    learning_rate: float = Field(0.00015, gt=0.0, le=1.0, description="Adam learning rate.")
-    batch_size: int = Field(256, ge=1, le=65536, description="Training batch size.")
-    epochs: int = Field(60, ge=1, le=10000, description="Upper bound on epochs; early stopping usually ends sooner.")
-    patience: int = Field(6, ge=1, le=1000, description="Epochs without val-loss improvement before stopping (best weights restored).")
+    learning_rate: float = Field(0.002, gt=0.0, le=1.0, description="Adam learning rate (one_cycle: its peak).")
+    batch_size: int = Field(512, ge=1, le=65536, description="Training batch size.")
+    schedule: Literal["one_cycle", "constant"] = Field(
+        "one_cycle", description="one_cycle: the learning rate rises linearly over the first tenth of the steps, then "
+                                 "falls along a cosine to 0; every epoch runs and the best val-loss epoch's weights are "
+                                 "kept. constant: learning_rate throughout, stopped by patience.")
+    epochs: int = Field(8, ge=1, le=10000, description="Epochs (constant: an upper bound; early stopping usually ends sooner).")
+    patience: int = Field(6, ge=1, le=1000, description="constant only: epochs without val-loss improvement before "
+                                                      "stopping (best weights restored).")
     flip_tta: bool = Field(True, description="Predict each val/test image as the mean of the head on it and on its mirror "
                                             "image (pays off when the head trained on mirrors: augment.mirror).")
 

@@ -235,3 +235,22 @@ def npy_row_writer(dest: Path | str, shape: tuple[int, ...], dtype) -> Iterator[
             yield RowWriter(fd, offset, shape, dtype, tmp)
         finally:
             os.close(fd)
+
+
+def available_memory() -> int:
+    """Bytes the kernel can hand out without swapping (MemAvailable), or all of RAM where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def in_memory_if_it_fits(selections: list[Selection], share: float = 0.5) -> list:
+    """The selections read into arrays when together they take at most `share` of the available
+    memory (an epoch then costs no reads), else as they are: streamed a batch at a time. Training
+    gives the same result either way."""
+    total = sum(len(s) * int(np.prod(s.shape[1:])) * s.dtype.itemsize for s in selections)
+    return [np.asarray(s) for s in selections] if total <= share * available_memory() else selections

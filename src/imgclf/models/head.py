@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.config.params import HeadParams
+from imgclf.core.npy_rows import Selection, chunk_rows, row_chunks
 from imgclf.models.training import Stopping, fit, make_deterministic, row_batches
 
 
@@ -18,13 +19,26 @@ class HeadConfig(HeadParams):
     seed: int
 
 
+def learning_rate(cfg: HeadConfig, n_train: int):
+    """cfg.learning_rate, or with one_cycle its schedule over all of training's steps."""
+    import keras
+
+    if cfg.schedule == "constant":
+        return cfg.learning_rate
+    steps = -(-n_train // cfg.batch_size) * cfg.epochs
+    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate,
+                                                  warmup_steps=steps // 10)
+
+
 def build_head(x_train, n_classes: int, cfg: HeadConfig):
-    """x_train: an array, or a Selection of rows on disk (its statistics are gathered chunk by chunk)."""
+    """x_train: an array, or a Selection of rows on disk; its statistics are gathered in the same
+    chunks either way, so both give the same head."""
     import keras
 
     norm = keras.layers.Normalization(name="standardise")
     # Features are ReLU6 averages; Adam prefers unit scale.
-    norm.adapt(x_train if isinstance(x_train, np.ndarray) else x_train.chunks())
+    rows = chunk_rows(int(np.prod(x_train.shape[1:])) * x_train.dtype.itemsize)
+    norm.adapt(x_train.chunks(rows) if isinstance(x_train, Selection) else (c for _, c in row_chunks(x_train, rows)))
     inputs = keras.Input(shape=(x_train.shape[1],), name="bottleneck")
     x = norm(inputs)
     if cfg.input_dropout:
@@ -36,7 +50,7 @@ def build_head(x_train, n_classes: int, cfg: HeadConfig):
         x = keras.layers.Dropout(cfg.dropout, seed=cfg.seed + i, name=f"dropout_{i}")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs, name="head")
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, len(x_train))),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -48,6 +62,7 @@ def train_head(x_train, y_train, x_val, y_val, n_classes: int, cfg: HeadConfig, 
     make_deterministic(cfg.seed)
     model = build_head(x_train, n_classes, cfg)
     summary = fit(model, row_batches(x_train, np.asarray(y_train), cfg.batch_size, seed=cfg.seed),
-                  row_batches(x_val, np.asarray(y_val), cfg.batch_size), Stopping(cfg.epochs, cfg.patience),
+                  row_batches(x_val, np.asarray(y_val), cfg.batch_size),
+                  Stopping(cfg.epochs, cfg.epochs if cfg.schedule == "one_cycle" else cfg.patience),
                   live_dir=live_dir, verbose=verbose)
     return model, summary

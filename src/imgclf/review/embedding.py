@@ -10,7 +10,12 @@ picture, byte for byte, on every re-run of the same commit.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
+
+from imgclf.core.atomic import load_npy, save_npy
 
 POINTS = 2000           # test images drawn (all of them when fewer)
 PCA_DIMS = 50
@@ -62,7 +67,26 @@ def render(xy: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, names: list[s
     return png_bytes(fig)
 
 
-def test_view(features, test, names: list[str], space: str) -> bytes | None:
+def cached_projection(features: np.ndarray, cache_dir: Path | None) -> np.ndarray:
+    """project(features), kept in cache_dir under the hash of the features and of the method:
+    the coordinates depend on the features alone, not on the model, so every head trained on the
+    same features (each experiment on a head parameter) reuses them instead of running t-SNE again."""
+    import sklearn
+
+    if cache_dir is None:
+        return project(features)
+    features = np.ascontiguousarray(features)
+    key = hashlib.sha256(f"{features.dtype.str}{features.shape}pca{PCA_DIMS}tsne0 sklearn {sklearn.__version__}".encode()
+                         + features.tobytes()).hexdigest()[:32]
+    path = Path(cache_dir) / f"{key}.npy"
+    if path.is_file():
+        return load_npy(path)
+    xy = project(features)
+    save_npy(path, xy)
+    return xy
+
+
+def test_view(features, test, names: list[str], space: str, cache_dir: Path | None = None) -> bytes | None:
     """The view of a fixed sample of the test set (`test`: its SplitPredictions) in the space the
     model reads: the frozen backbone's features for a head, the pixels for a CNN (the bottleneck
     stage computes no features for a CNN). None when fewer than 3 test images."""
@@ -70,6 +94,6 @@ def test_view(features, test, names: list[str], space: str) -> bytes | None:
     pick = sample_rows(len(rows))
     if len(pick) < 3:
         return None
-    xy = project(np.asarray(features[rows[pick]]))
+    xy = cached_projection(np.asarray(features[rows[pick]]), cache_dir)
     title = f"Test images in {space} (t-SNE of {len(pick):,} of {len(rows):,})"
     return render(xy, test.y_true[pick], test.y_pred[pick], names, title)
