@@ -52,12 +52,10 @@ def run(X, Y, name, seed=42, bs=256, epochs=26, peak=1.5e-4, schedule="constant"
         in_drop=0.3, drop=0.17) -> dict:
     import keras
 
-    from imgclf.models.training import make_deterministic, row_batches
+    from imgclf.models.training import make_deterministic, one_cycle, row_batches
 
     make_deterministic(seed)
-    steps = -(-len(Y["train"]) // bs) * epochs
-    lr = peak if schedule == "constant" else keras.optimizers.schedules.CosineDecay(
-        0.0, steps - steps // 10, warmup_target=peak, warmup_steps=steps // 10)
+    lr = peak if schedule == "constant" else one_cycle(peak, len(Y["train"]), bs, epochs)
     norm = keras.layers.Normalization(name="standardise")
     norm.adapt(X["train"][::4])
     inputs = keras.Input((X["train"].shape[1],))

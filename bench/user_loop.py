@@ -40,24 +40,13 @@ def dvc(project: Path, *args: str) -> tuple[float, str]:
     return round(seconds, 1), proc.stdout
 
 
-def stage_seconds(project: Path, since: int) -> dict[str, float]:
-    """Seconds per stage that ran, from the clone's run log lines after the first `since`."""
-    from imgclf.core.run_log import LOG
-
-    lines = (project / LOG).read_text().splitlines() if (project / LOG).exists() else []
-    return {r["stage"]: r["seconds"] for r in map(json.loads, lines[since:])}
-
-
-def log_length(project: Path) -> int:
-    from imgclf.core.run_log import LOG
-
-    return len((project / LOG).read_text().splitlines()) if (project / LOG).exists() else 0
-
-
 def step(project: Path, name: str, *args: str) -> dict:
-    since = log_length(project)
+    """One dvc command; the stages that ran are the clone's run-log entries it added."""
+    from imgclf.core.run_log import LOG, read
+
+    since = len(read(project / LOG))
     wall, out = dvc(project, *args)
-    ran = stage_seconds(project, since)
+    ran = {r["stage"]: r["seconds"] for r in read(project / LOG)[since:]}
     restored = [s for s in STAGES if f"Stage '{s}' is cached" in out]
     unchanged = [s for s in STAGES if f"Stage '{s}' didn't change" in out]
     row = {"step": name, "command": "dvc " + " ".join(args), "wall_seconds": wall, "stages_run": ran,

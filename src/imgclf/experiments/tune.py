@@ -186,11 +186,11 @@ def _locked(path: Path) -> int:
 
 def _held(path: str | None) -> bool:
     """Whether some live process holds path's lock (a missing file: nobody does)."""
-    try:
-        fd = os.open(path, os.O_RDWR) if path else None
-    except FileNotFoundError:
+    if not path:
         return False
-    if fd is None:
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

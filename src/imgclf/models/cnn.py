@@ -13,7 +13,6 @@ saved model does by itself so that evaluate, export and predict all see the same
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 from imgclf.config.params import CnnParams
 from imgclf.core.cpu import native_bfloat16
 from imgclf.models.mirror_layer import mirror
-from imgclf.models.training import InMemory, Stopping, fit, make_deterministic, row_batches
+from imgclf.models.training import InMemory, Stopping, fit, make_deterministic, one_cycle, row_batches
 
 
 class CnnConfig(CnnParams):
@@ -168,9 +167,7 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
         warnings.warn("train.cnn.precision is mixed_bfloat16 but this CPU has no AVX512-BF16/AMX: bfloat16 is "
                       "emulated and training runs several times slower than with float32", stacklevel=2)
     model, inference = build_cnn_in_precision(tuple(x_train.shape[1:]), n_classes, cfg)
-    steps = math.ceil(len(x_train) / cfg.batch_size) * cfg.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate, warmup_steps=steps // 10)
+    schedule = one_cycle(cfg.learning_rate, len(x_train), cfg.batch_size, cfg.epochs)
     optimizer = make_optimizer(cfg, schedule, model.trainable_variables)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),

@@ -9,7 +9,7 @@ import numpy as np
 
 from imgclf.config.params import HeadParams
 from imgclf.core.npy_rows import Selection, chunk_rows, row_chunks
-from imgclf.models.training import Stopping, fit, make_deterministic, row_batches
+from imgclf.models.training import Stopping, fit, make_deterministic, one_cycle, row_batches
 
 
 class HeadConfig(HeadParams):
@@ -21,13 +21,9 @@ class HeadConfig(HeadParams):
 
 def learning_rate(cfg: HeadConfig, n_train: int):
     """cfg.learning_rate, or with one_cycle its schedule over all of training's steps."""
-    import keras
-
     if cfg.schedule == "constant":
         return cfg.learning_rate
-    steps = -(-n_train // cfg.batch_size) * cfg.epochs
-    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - steps // 10, warmup_target=cfg.learning_rate,
-                                                  warmup_steps=steps // 10)
+    return one_cycle(cfg.learning_rate, n_train, cfg.batch_size, cfg.epochs)
 
 
 def build_head(x_train, n_classes: int, cfg: HeadConfig):

@@ -65,6 +65,16 @@ def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None, *, a
     return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
 
 
+def one_cycle(peak: float, rows: int, batch_size: int, epochs: int):
+    """The learning rate over training's steps: a linear rise over the first tenth to `peak`, then
+    a cosine fall to 0 (the head's one_cycle and the CNN's schedule)."""
+    import keras
+
+    steps = -(-rows // batch_size) * epochs
+    return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - steps // 10, warmup_target=peak,
+                                                  warmup_steps=steps // 10)
+
+
 @dataclass(frozen=True)
 class InMemory:
     """Arrays that Keras batches and shuffles itself (the CNN without alternating flips); data that
