@@ -21,6 +21,8 @@ from imgclf.review.predictions import MirrorViews, SplitPredictions, predict_row
 from imgclf.review.previews import misclassified_preview, save_png
 from stages import stage
 
+EXPORT_CHECK_IMAGES = 1000
+
 
 def main(params):
     import keras
@@ -72,16 +74,23 @@ def export(model, extractor, data, test: SplitPredictions, flip_tta: bool) -> di
             shutil.copyfile(paths.MODEL, tmp)
         return {"same_file_as_trained_model": True, "test_accuracy": round(float((test.y_pred == test.y_true).mean()), 4)}
     exported = build_exported_model(extractor, model, tuple(data.images.shape[1:]), flip_tta=flip_tta)
-    export_pred = np.argmax(predict_rows(exported, Selection(data.images, test.mask)), axis=1)
+    # The export is the pipeline's backbone and head wired into one graph: a wiring fault (channel
+    # order, resizing, preprocessing, the mirror) changes most predictions, so test images spread
+    # evenly over the set show it without running the backbone over all of them twice more.
+    picked = np.unique(np.linspace(0, len(test.y_pred) - 1, min(EXPORT_CHECK_IMAGES, len(test.y_pred))).round().astype(int))
+    rows = np.zeros(len(test.mask), bool)
+    rows[np.flatnonzero(test.mask)[picked]] = True
+    export_pred = np.argmax(predict_rows(exported, Selection(data.images, rows)), axis=1)
     save_model(exported, paths.EXPORTED)
-    return {"agreement_with_pipeline_test": round(float((export_pred == test.y_pred).mean()), 4),
-            "test_accuracy": round(float((export_pred == test.y_true).mean()), 4)}
+    return {"agreement_with_pipeline_test": round(float((export_pred == test.y_pred[picked]).mean()), 4),
+            "checked_test_images": len(picked)}
 
 
 def summary_line(metrics: dict, mirror: MirrorViews | None) -> str:
     t, export = metrics["test"], metrics["export"]
     exported = ("exported model is the trained file" if "same_file_as_trained_model" in export else
-                f"exported model agrees on {export['agreement_with_pipeline_test']:.2%} of test images")
+                f"exported model agrees on {export['agreement_with_pipeline_test']:.2%} of {export['checked_test_images']} "
+                f"test images")
     views = "" if mirror is None else (
         f"; mean of image and mirror ({sum(v for k, v in mirror.counts.items() if k.endswith('hits'))} mirror vectors "
         f"from the store, {sum(v for k, v in mirror.counts.items() if k.endswith('misses'))} computed)")

@@ -292,6 +292,20 @@ def test_the_confirmation_fit_clips_as_an_exposure_change_clips():
     assert gain_matched_rms(x, unrelated)[0] > 30
 
 
+def test_one_image_against_many_alignments_scores_each_pair_as_alone():
+    """The quick pass compares one window with 162 alignments of the other image by broadcasting:
+    each alignment's RMS is the one of that pair compared on its own, bit for bit."""
+    from imgclf.data.near_duplicates import gain_matched_rms
+
+    rng = np.random.default_rng(3)
+    xs = rng.uniform(0, 255, (5, 1, 64)).astype(np.float32)
+    ys = np.clip(0.9 * xs + rng.normal(0, 20, (5, 7, 64)), 0, 255).astype(np.float32)
+    together = gain_matched_rms(xs, ys)
+    assert together.shape == (5, 7)
+    alone = np.array([[gain_matched_rms(xs[i], ys[i, j][None])[0] for j in range(7)] for i in range(5)])
+    np.testing.assert_array_equal(together, alone)
+
+
 @pytest.mark.slow
 def test_the_audit_keeps_less_per_image_than_the_images_themselves():
     """A user's folder of 96 px RGB photos: what the audit allocates beyond its input grows by

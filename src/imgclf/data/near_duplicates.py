@@ -40,6 +40,7 @@ levels keeps only pairs that really look the same.
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +48,14 @@ import cv2
 import numpy as np
 
 from imgclf.core.errors import ConfigError
-from imgclf.core.npy_rows import NpyRows, chunk_rows, npy_row_writer
+from imgclf.core.npy_rows import chunk_rows, npy_row_writer
 
 EXACT_MAX = 200_000        # above this many images the descriptor search uses an inverted file
 WINDOW_MAX = 200_000       # above this many images the window search (n^1.5 work) is left out
 KEY_SIZE = 64              # exact-overlap keys at native size up to this, larger images downscaled
 VERIFY_SIZE = 32           # images larger than this are compared at this size
-_VERIFY_CHUNK = 1024        # pairs compared at every alignment per step (aligned_rms)
+_QUICK_CHUNK = 256          # pairs compared at every alignment at once (aligned_rms's quick pass): arrays of a few MB stay in cache
+_VERIFY_CHUNK = 1024        # pairs compared one alignment at a time (aligned_rms's full pass)
 _BLUR_CHUNK = 4096          # images blurred per step before they go to the scratch file
 _WINDOW_CHUNK = 1024        # pairs compared at their one alignment per step (window_rms)
 _KEY_WEIGHTS_SEED = 20251124
@@ -382,27 +384,37 @@ def window_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, probe: np.ndarr
     c = size - 2 * s
     side = 2 * s + 1
     out = np.empty(len(a), np.float32)
-    # The blurred copies (float32, 4x the grey keys) go to a scratch file and are gathered a chunk
-    # of pairs at a time: held in memory they were the audit's largest array (1.7 GB at 100,000
-    # images); read back with pread they sit in the page cache, not in the stage's memory.
+    with _blurred_rows(images) as blurred:
+        for p in np.unique(probe):
+            rows = np.flatnonzero(probe == p)
+            mirrored, k = divmod(int(p), side * side)
+            dy, dx = divmod(k, side)
+            for start in range(0, len(rows), _WINDOW_CHUNK):     # tens of MB of windows per step, not GBs
+                r = rows[start:start + _WINDOW_CHUNK]
+                src = blurred[a[r]]
+                src = src[:, :, ::-1] if mirrored else src
+                xs = src[:, dy:dy + c, dx:dx + c].reshape(len(r), -1)
+                ys = blurred[b[r]][:, s:s + c, s:s + c].reshape(len(r), -1)
+                out[r] = gain_matched_rms(xs, ys)
+    return out
+
+
+@contextmanager
+def _blurred_rows(images: np.ndarray):
+    """The images blurred into float32 (4x the grey keys), in a scratch file mapped read-only:
+    held in the stage's memory, 100,000 images at 64 px took 1.7 GB; mapped, they are page cache
+    the kernel can reclaim. Mapped, not read row by row: the pairs gather millions of scattered
+    rows, one read call each from a file, but plain memory loads from a mapping."""
     with tempfile.TemporaryDirectory(prefix="imgclf-blur-") as scratch:
         path = Path(scratch) / "blurred.npy"
         with npy_row_writer(path, images.shape, np.float32) as writer:
             for start in range(0, len(images), _BLUR_CHUNK):
                 writer[start:start + _BLUR_CHUNK] = _blurred(images[start:start + _BLUR_CHUNK], 0.8)
-        with NpyRows(path) as blurred:
-            for p in np.unique(probe):
-                rows = np.flatnonzero(probe == p)
-                mirrored, k = divmod(int(p), side * side)
-                dy, dx = divmod(k, side)
-                for start in range(0, len(rows), _WINDOW_CHUNK):     # tens of MB of windows per step, not GBs
-                    r = rows[start:start + _WINDOW_CHUNK]
-                    src = blurred[a[r]]
-                    src = src[:, :, ::-1] if mirrored else src
-                    xs = src[:, dy:dy + c, dx:dx + c].reshape(len(r), -1)
-                    ys = blurred[b[r]][:, s:s + c, s:s + c].reshape(len(r), -1)
-                    out[r] = gain_matched_rms(xs, ys)
-    return out
+        blurred = np.load(path, mmap_mode="r")
+        try:
+            yield blurred
+        finally:
+            del blurred
 
 
 # -- 4. thumbnails ---------------------------------------------------------------------------
@@ -540,7 +552,9 @@ def _best_rms(x: np.ndarray, y: np.ndarray, max_shift: int, trim: int) -> np.nda
 
 
 def gain_matched_rms(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """RMS of the difference after matching brightness and contrast (means removed, least-squares
+    """xs, ys: (..., pixels), broadcast against each other (one image against many alignments).
+
+    RMS of the difference after matching brightness and contrast (means removed, least-squares
     gain clipped to _GAIN), each image predicted from the other, the prediction clipped to
     [0, 255] as an exposure change clips a copy: a darkened copy's shadows sit at 0 where a linear
     fit would go below it (and a brightened one's highlights at 255)."""
@@ -550,8 +564,13 @@ def gain_matched_rms(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     best = None
     for target, mean_t, source in ((xs, mx, yc), (ys, my, xc)):
         gain = np.clip(cross / ((source * source).sum(-1) + 1e-6), *_GAIN)[..., None]
-        predicted = np.clip(gain * source + mean_t, 0.0, 255.0)
-        rms = np.sqrt(((target - predicted) ** 2).mean(-1))
+        # In place: one array of the pairs' size at a time, not five (the audit's largest cost).
+        error = gain * source
+        error += mean_t
+        np.clip(error, 0.0, 255.0, out=error)
+        error -= target
+        error *= error
+        rms = np.sqrt(error.mean(-1))
         best = rms if best is None else np.minimum(best, rms)
     return best
 
@@ -569,9 +588,9 @@ def _quick_rms(x: np.ndarray, y: np.ndarray, max_shift: int, box: int) -> np.nda
     plain = src_r * w + src_c
     mirrored = src_r * w + (w - 1 - src_c)
     gather = np.concatenate([plain, mirrored])                          # (alignments, pixels)
-    xs = x.reshape(n, -1)[:, (rows * w + cols).ravel()][:, None, :]
+    xs = x.reshape(n, -1)[:, (rows * w + cols).ravel()][:, None, :]     # broadcast over the alignments
     ys = y.reshape(n, -1)[:, gather]
-    return gain_matched_rms(np.broadcast_to(xs, ys.shape), ys).min(1)
+    return gain_matched_rms(xs, ys).min(1)
 
 
 def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int = 4,
@@ -592,16 +611,15 @@ def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int
     blurred = _blurred(images, 0.8)
     size = images.shape[1]
     box = size - 2 * max_shift - 2 * _TRIM
-    for start in range(0, len(a), _VERIFY_CHUNK):
-        ia, ib = a[start:start + _VERIFY_CHUNK], b[start:start + _VERIFY_CHUNK]
-        x, y = blurred[ia], blurred[ib]
-        todo = np.arange(len(ia))
-        if reject_above is not None and box >= 8:
-            quick = _quick_rms(x, y, max_shift, box)
-            out[start:start + len(ia)] = quick
-            todo = np.flatnonzero(quick <= reject_above)
-        if len(todo):
-            out[start + todo] = _best_rms(x[todo], y[todo], max_shift, _TRIM)
+    todo = np.arange(len(a))
+    if reject_above is not None and box >= 8:
+        for start in range(0, len(a), _QUICK_CHUNK):
+            part = slice(start, start + _QUICK_CHUNK)
+            out[part] = _quick_rms(blurred[a[part]], blurred[b[part]], max_shift, box)
+        todo = np.flatnonzero(out <= reject_above)
+    for start in range(0, len(todo), _VERIFY_CHUNK):
+        part = todo[start:start + _VERIFY_CHUNK]
+        out[part] = _best_rms(blurred[a[part]], blurred[b[part]], max_shift, _TRIM)
     return out
 
 

@@ -62,7 +62,12 @@ def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None, *, a
     signature = (tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)), tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
     n_batches = -(-len(y) // batch_size)         # told to Keras, which cannot count a generator
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
+    # No autotuning: a fixed prefetch of 2 needs no tuner, and deleting an iterator waits for the
+    # tuner thread to wake from its sleep, which stalled every process thread for about 4 s at
+    # the start of one epoch in three (the head's train time, docs/results.md).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2).with_options(options)
 
 
 def one_cycle(peak: float, rows: int, batch_size: int, epochs: int):
