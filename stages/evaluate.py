@@ -10,6 +10,7 @@ from imgclf.config.params import Checks
 from imgclf.core import paths
 from imgclf.core.atomic import atomic_path, write_bytes, write_csv, write_json
 from imgclf.core.npy_rows import NpyRows, Selection
+from imgclf.data.label_audit import find_suspects
 from imgclf.data.manifest import load_set
 from imgclf.features.backbones import BACKBONES, extractor_for
 from imgclf.features.feature_store import FeatureStore, store_path
@@ -38,10 +39,14 @@ def main(params):
         mirror = MirrorViews(data.images, extractor, store) if flip_tta else None
         test, val = (predict_split(model, inputs, data.manifest, split, mirror) for split in ("test", "val"))
     metrics = {p.split: split_metrics(p.y_true, p.y_pred, names) for p in (test, val)}
+    # Test images are out of sample for the trained model already: its probabilities judge their labels.
+    suspect = np.zeros(len(test.y_true), bool)
+    suspect[find_suspects(test.y_true, test.probs).rows] = True
+    metrics["test"]["label_suspects"] = int(suspect.sum())
 
     write_csv(paths.CONFUSION_TEST,
               confusion_rows(test.y_true, test.y_pred, names, ids=data.manifest["id"].to_numpy()[test.mask],
-                             confidence=test.probs.max(axis=1)))
+                             confidence=test.probs.max(axis=1), label_suspect=suspect))
     write_csv(paths.PER_CLASS_TEST, per_class_table(test.y_true, test.y_pred, names))
     save_png(paths.PREVIEWS / "test_errors.png",
              misclassified_preview(Selection(data.images, test.mask), test.y_true, test.probs, names))

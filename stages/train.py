@@ -21,6 +21,14 @@ def main(params):
     data = load_set(paths.AUGMENTED, lazy=True)
     m = data.manifest
     train, val = (m["split"] == "train").to_numpy(), (m["split"] == "val").to_numpy()
+    excluded = {}
+    if p.exclude_label_issues:
+        suspects = train_suspects(paths.LABEL_SUSPECTS)
+        dropped = train & m["source_id"].isin(suspects).to_numpy()      # a suspect source and its variants
+        train = train & ~dropped
+        excluded = {"excluded_label_suspects": len(suspects), "excluded_rows": int(dropped.sum())}
+        print(f"train: left out {len(suspects)} train images whose labels the audit suspects, with their variants: "
+              f"{int(dropped.sum())} rows (listed in {paths.LABEL_SUSPECTS})")
     y = m["label"].to_numpy()
     n_classes = len(data.class_names())
     if p.model == "head":
@@ -51,7 +59,7 @@ def main(params):
     save_model(model, paths.MODEL)
     train_seconds = round(time.perf_counter() - start, 1)
     summary = {k: v for k, v in summaries[0].items() if k != "train_seconds"}    # the run log has it
-    summary.update(model=p.model, ensemble=p.ensemble, parameters=int(model.count_params()))
+    summary.update(model=p.model, ensemble=p.ensemble, parameters=int(model.count_params()), **excluded)
     write_json(paths.METRICS / "train.json", summary)
     # dvclive's own summary repeats metrics/train.json; its per-epoch plots are what is kept.
     (paths.TRAIN_LIVE / "metrics.json").unlink(missing_ok=True)
@@ -59,6 +67,17 @@ def main(params):
           f"best val accuracy {summary['best_val_accuracy']}, {train_seconds} s, "
           f"{summary['parameters']} parameters")
     return {"train_seconds": train_seconds}
+
+
+def train_suspects(path) -> set[str]:
+    """Ids of the train images the label audit flagged (stage labels)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype=str)
+    if not {"id", "split"} <= set(table.columns):
+        raise DataError(f"{path}: expected the label audit's columns id and split, got {list(table.columns)}; "
+                        "re-run the labels stage")
+    return set(table.loc[table["split"] == "train", "id"])
 
 
 if __name__ == "__main__":

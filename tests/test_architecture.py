@@ -22,6 +22,7 @@ NEVER = {
     "split": ["features/", "models/", "experiments/"],
     "augment": ["features/", "models/", "experiments/"],
     "bottleneck": ["models/", "review/", "experiments/"],
+    "labels": ["features/", "models/", "experiments/"],          # reads the vectors, never computes them
     "train": ["review/", "experiments/"],
     "evaluate": ["experiments/"],
 }

@@ -107,7 +107,8 @@ def test_per_class_counts_and_changed_images_on_a_hand_made_case():
         {"class": "coat", "images": 2, "base_accuracy": 0.5, "head_accuracy": 1.0, "fixed": 1, "broken": 0}]
     broken, fixed = changed_images(base, head)
     assert list(broken.index) == ["c"] and list(fixed.index) == ["b", "d"]
-    assert list(broken.columns) == ["actual", "base_predicted", "head_predicted"]     # the PR report reads these
+    assert list(broken.columns) == ["actual", "base_predicted", "head_predicted", "label_suspect"]   # the PR report reads these
+    assert not broken["label_suspect"].any()        # neither revision carries the audit's flag
     text = "\n".join(report_lines(c))
     assert re.search(r"fixed \(wrong -> right\) +2\n", text) and "verdict:" in text
 

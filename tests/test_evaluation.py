@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imgclf.review.evaluation import _key, confusion_rows, per_class_table, split_metrics
+from imgclf.review.evaluation import confusion_rows, metric_key, per_class_table, split_metrics
 
 NAMES = ["T-shirt/top", "Trouser", "Bag"]
 # 8 images. Per class (tp, fp, fn): T-shirt (2, 1, 1), Trouser (1, 1, 2), Bag (2, 1, 0)
@@ -45,7 +45,7 @@ def test_confusion_rows_are_one_row_per_image_in_order():
 
 
 def test_metric_keys_are_stable_identifiers():
-    assert [_key(n) for n in ["T-shirt/top", "Ankle boot", "Sandal"]] == ["t_shirt_top", "ankle_boot", "sandal"]
+    assert [metric_key(n) for n in ["T-shirt/top", "Ankle boot", "Sandal"]] == ["t_shirt_top", "ankle_boot", "sandal"]
 
 
 def test_soft_vote_averages_the_members_probabilities():
@@ -80,7 +80,7 @@ def test_metrics_are_rounded_to_four_places_and_absent_classes_raise_no_warning(
 
 
 def test_keys_drop_leading_and_trailing_punctuation():
-    assert _key("(Other)") == "other" and _key(" T-shirt/top ") == "t_shirt_top"
+    assert metric_key("(Other)") == "other" and metric_key(" T-shirt/top ") == "t_shirt_top"
 
 
 def test_float32_confidences_are_rounded_as_the_numbers_they_are():

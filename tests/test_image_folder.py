@@ -236,6 +236,11 @@ def test_dvc_repro_end_to_end_on_an_image_folder_archive(tmp_path):
     info = json.loads((repo / "models" / "classifier.json").read_text())
     assert info["input_shape"] == [32, 32, 3] and ev["export"]["agreement_with_pipeline_test"] == 1.0
     assert "metrics/data.json" in run([BIN / "dvc", "metrics", "show"], repo).stdout
+    # The label audit scores each train/val photo once (its variants are its group's), in folds by group.
+    labels = json.loads((repo / "metrics" / "labels.json").read_text())
+    split = json.loads((repo / "metrics" / "split.json").read_text())
+    assert labels["images_scored"] == {"train": split["train_images"], "val": split["val_images"]}
+    assert 2 <= labels["folds"] <= 5 and labels["injected_flips"]["flipped"] >= 0
 
 
 def test_archive_from_an_http_url(tmp_path):

@@ -48,7 +48,7 @@ def _json(path):
 
 def test_repro_builds_every_stage_and_metrics(repo):
     out = _run([str(BIN / "dvc"), "repro"], repo).stdout
-    for stage in ("download", "split", "augment", "bottleneck", "train", "evaluate"):
+    for stage in ("download", "split", "augment", "bottleneck", "labels", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out
     assert "cache hits" in out and "test accuracy" in out
     ev = _json(repo / "metrics" / "evaluate.json")
@@ -64,7 +64,8 @@ def test_repro_builds_every_stage_and_metrics(repo):
     assert leak["sources_in_more_than_one_split"] == 0 and leak["identical_images_across_splits"] == 0
     conf = pd.read_csv(repo / "metrics" / "plots" / "confusion_test.csv")
     # one row per test image, keyed by id, for the confusion plot and for imgclf.review.compare
-    assert list(conf.columns) == ["id", "actual", "predicted", "confidence"] and len(conf) == 150
+    assert list(conf.columns) == ["id", "actual", "predicted", "confidence", "label_suspect"] and len(conf) == 150
+    assert conf["label_suspect"].sum() == ev["test"]["label_suspects"]
     manifest = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
     assert conf["id"].tolist() == manifest.loc[manifest.split == "test", "id"].tolist()
     assert conf["confidence"].between(1 / 10, 1).all()
@@ -87,6 +88,8 @@ SCHEMA = {  # metric file -> keys a reviewer's `dvc metrics diff` relies on
     "evaluate.json": {"test.accuracy", "test.macro_f1", "test.images", "test.f1.shirt", "val.accuracy",
                       "val.macro_f1", "export.agreement_with_pipeline_test"},
     "bottleneck.json": {"namespace", "images", "unique_images", "corrupt"},
+    "labels.json": {"suspects.train", "suspects.val", "estimated_noise_rate", "injected_flips.precision",
+                    "injected_flips.recall", "suspects_per_class.train.shirt"},
     "leakage.json": {"sources_in_more_than_one_split", "identical_images_across_splits",
                      "near_duplicate_pairs_train_val", "near_duplicate_pairs_test_train",
                      "near_duplicate_pairs_test_val", "near_duplicate_pairs_within_official_test",
@@ -114,7 +117,7 @@ def test_metrics_json_schema(repo):
 def test_repro_again_does_nothing(repo):
     out = _run([str(BIN / "dvc"), "repro"], repo).stdout
     assert computes_nothing(out), out
-    for stage in ("split", "augment", "bottleneck", "train", "evaluate"):
+    for stage in ("split", "augment", "bottleneck", "labels", "train", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     status = _run([str(BIN / "dvc"), "status"], repo).stdout
     assert up_to_date(status), status
@@ -227,13 +230,30 @@ def test_exp_run_head_ensemble_votes_two_seeds(repo):
     _run(["git", "reset", "-q", "--hard"], repo)   # params B from the committed params
     _run([str(BIN / "dvc"), "checkout", "-f"], repo)
     out = _run([str(BIN / "dvc"), "exp", "run", *PARAMS_B], repo).stdout
-    for stage in ("download", "split", "augment", "bottleneck", "train", "evaluate"):
+    for stage in ("download", "split", "augment", "bottleneck", "labels", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out     # computed here; later tests restore it
     train = _json(repo / "metrics" / "train.json")
     assert (train["model"], train["ensemble"], train["parameters"]) == ("head", 2, 2 * single)
     _assert_two_different_voters(repo)
     ev = _json(repo / "metrics" / "evaluate.json")
     assert ev["export"]["agreement_with_pipeline_test"] == 1.0     # measured: the export re-predicts
+
+
+def test_exp_run_without_the_suspect_labels_trains_on_the_rest(repo):
+    """train.exclude_label_issues: the audit's train suspects and their variants are left out, counted,
+    and the audit itself does not re-run (its output is the same)."""
+    _run(["git", "reset", "-q", "--hard"], repo)
+    _run([str(BIN / "dvc"), "checkout", "-f"], repo)
+    suspects = pd.read_csv(repo / "metrics" / "label_suspects.csv")
+    train_ids = set(suspects.loc[suspects["split"] == "train", "id"])
+    assert train_ids, "the small dataset's audit flags some train labels"
+    out = _run([str(BIN / "dvc"), "exp", "run", "-S", "train.exclude_label_issues=true"], repo).stdout
+    assert "Running stage 'train'" in out and "Running stage 'labels'" not in out
+    manifest = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
+    rows = int(((manifest["split"] == "train") & manifest["source_id"].isin(train_ids)).sum())
+    train = _json(repo / "metrics" / "train.json")
+    assert (train["excluded_label_suspects"], train["excluded_rows"]) == (len(train_ids), rows)
+    assert rows == 2 * len(train_ids)              # each suspect and its mirror (multiplier 2)
 
 
 def test_exp_run_cnn_ensemble_is_evaluated_and_exported(repo):
@@ -294,7 +314,7 @@ def test_every_stage_is_restored_from_the_run_cache(repo):
     _run([str(BIN / "dvc"), "exp", "run", *b], repo)
     (repo / "params.yaml").write_text(params)
     out = _run([str(BIN / "dvc"), "repro"], repo).stdout
-    for stage in ("split", "augment", "bottleneck", "train", "evaluate"):
+    for stage in ("split", "augment", "bottleneck", "labels", "train", "evaluate"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out, out
     assert computes_nothing(out), out
     assert outputs() == first

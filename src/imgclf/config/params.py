@@ -254,11 +254,23 @@ class CnnParams(Strict):
         return filters
 
 
+class LabelsParams(Strict):
+    folds: int = Field(5, ge=2, le=20, description="Each train/val image is scored by a model fitted on the other folds "
+                                                    "(by group); fewer when a class has fewer groups.")
+    components: int = Field(256, ge=2, le=4096, description="PCA components of the features the fold models read.")
+    flip_fraction: float = Field(0.01, ge=0.0, le=0.2, description="Share of train labels flipped in a copy to measure the "
+                                                                   "finder's precision and recall; 0 = not measured.")
+    seed: int = Field(42, ge=0, description="Seeds the folds, the PCA and the injected flips.")
+
+
 class TrainParams(Strict):
     model: Literal["head", "cnn"] = Field(
         "head", description="head: dense classifier on cached bottlenecks; cnn: compact CNN from scratch on the images.")
     seed: int = Field(42, ge=0, description="Seeds weight init, dropout and shuffling (model k of an ensemble: seed + k).")
     ensemble: int = Field(1, ge=1, le=10, description="Soft vote over this many models trained with consecutive seeds.")
+    exclude_label_issues: bool = Field(
+        False, description="Leave out the train images the label audit (stage labels) flags, counted in "
+                           "metrics/train.json and listed in metrics/label_suspects.csv.")
     head: HeadParams = HeadParams()
     cnn: CnnParams = CnnParams()
 
@@ -269,6 +281,7 @@ class Params(Strict):
     split: SplitParams = SplitParams()
     augment: AugmentParams = Field(default_factory=AugmentParams)   # built when used, not on import
     bottleneck: BottleneckParams = BottleneckParams()
+    labels: LabelsParams = LabelsParams()
     train: TrainParams = TrainParams()
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ PREVIEWS = METRICS / "previews"
 PLOTS = METRICS / "plots"
 CONFUSION_TEST = PLOTS / "confusion_test.csv"      # every test image: id, actual, predicted, confidence
 PER_CLASS_TEST = PLOTS / "per_class_test.csv"
+LABEL_SUSPECTS = METRICS / "label_suspects.csv"   # every train/val suspect label: rank, id, split, given, suggested, quality
 
 
 def project_root(cwd: Path | None = None) -> Path:

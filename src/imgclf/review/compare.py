@@ -72,6 +72,8 @@ class Comparison:
     fixed: int                      # wrong in base, right in head
     broken: int                     # right in base, wrong in head
     per_class: pd.DataFrame
+    fixed_suspects: int | None = None   # of the fixed images, those whose label the audit suspects
+    broken_suspects: int | None = None  # (None: neither revision's predictions carry the audit's flag)
 
     def verdict(self) -> str:
         pt = 100 * self.difference
@@ -130,8 +132,22 @@ def compare(base: pd.DataFrame, head: pd.DataFrame, base_label: str = "base", he
                      "fixed": int((~right_base & right_head & m).sum()),
                      "broken": int((right_base & ~right_head & m).sum())})
     per_class = pd.DataFrame(rows).sort_values("class").reset_index(drop=True)
+    suspect = label_suspects(base, head)
+    fixed_suspects = broken_suspects = None
+    if suspect is not None:
+        fixed_suspects = int((~right_base & right_head & suspect).sum())
+        broken_suspects = int((right_base & ~right_head & suspect).sum())
     return Comparison(base_label, head_label, len(base), float(right_base.mean()), float(right_head.mean()),
-                      diff, low, high, p_value, fixed, broken, per_class)
+                      diff, low, high, p_value, fixed, broken, per_class, fixed_suspects, broken_suspects)
+
+
+def label_suspects(base: pd.DataFrame, head: pd.DataFrame) -> np.ndarray | None:
+    """Per image (base's order): the label audit suspects its given label in either revision's
+    predictions; None when neither carries the flag (runs from before the audit)."""
+    flags = [f["label_suspect"].astype(bool) for f in (base, head.loc[base.index]) if "label_suspect" in f]
+    if not flags:
+        return None
+    return np.logical_or.reduce([f.to_numpy() for f in flags])
 
 
 def changed_images(base: pd.DataFrame, head: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -140,6 +156,8 @@ def changed_images(base: pd.DataFrame, head: pd.DataFrame) -> tuple[pd.DataFrame
     right_base, right_head = base["predicted"] == base["actual"], head["predicted"] == head["actual"]
     both = pd.DataFrame({"actual": base["actual"], "base_predicted": base["predicted"],
                          "head_predicted": head["predicted"]})
+    suspect = label_suspects(base, head)
+    both["label_suspect"] = False if suspect is None else suspect
     return both[right_base & ~right_head], both[~right_base & right_head]
 
 
@@ -151,8 +169,8 @@ def report_lines(c: Comparison, markdown: bool = False) -> list[str]:
             (f"accuracy {c.head}", f"{c.head_accuracy:.4f}"),
             ("difference (head - base)", f"{100 * c.difference:+.2f} pt, 95 % CI "
                                          f"[{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}] (paired bootstrap)"),
-            ("fixed (wrong -> right)", f"{c.fixed}"),
-            ("broken (right -> wrong)", f"{c.broken}"),
+            ("fixed (wrong -> right)", f"{c.fixed}{_of_them(c.fixed_suspects)}"),
+            ("broken (right -> wrong)", f"{c.broken}{_of_them(c.broken_suspects)}"),
             ("McNemar exact p", p)]
     changed = c.per_class[(c.per_class["fixed"] > 0) | (c.per_class["broken"] > 0)]
     if markdown:
@@ -169,6 +187,10 @@ def report_lines(c: Comparison, markdown: bool = False) -> list[str]:
         out += [f"{r['class']:<14}{r['images']:>7}{r['base_accuracy']:>9.4f}{r['head_accuracy']:>9.4f}"
                 f"{r['fixed']:>7}{r['broken']:>8}" for _, r in changed.iterrows()]
     return out + ["", f"verdict: {c.verdict()}"]
+
+
+def _of_them(suspects: int | None) -> str:
+    return "" if suspects is None else f" ({suspects} of them label suspects)"
 
 
 def main(argv: list[str] | None = None) -> int:

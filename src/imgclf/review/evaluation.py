@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 
-def _key(name: str) -> str:
+def metric_key(name: str) -> str:
     """Class names as metric keys: 'T-shirt/top' -> 't_shirt_top'."""
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
@@ -20,7 +20,7 @@ def split_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
         "macro_f1": round(float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)), 4),
         "images": int(len(y_true)),
-        "f1": {_key(c): round(float(report[c]["f1-score"]), 4) for c in class_names},
+        "f1": {metric_key(c): round(float(report[c]["f1-score"]), 4) for c in class_names},
     }
 
 
@@ -34,7 +34,7 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[st
 
 
 def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], ids=None,
-                   confidence: np.ndarray | None = None) -> pd.DataFrame:
+                   confidence: np.ndarray | None = None, label_suspect: np.ndarray | None = None) -> pd.DataFrame:
     """One row per image (actual, predicted), the shape DVC's confusion template reads; with the
     image id and the predicted class's probability, the same file is the per-image record that
     `imgclf.review.compare` pairs across commits (the template ignores the extra columns)."""
@@ -44,4 +44,6 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str
         rows = {"id": np.asarray(ids), **rows}
     if confidence is not None:
         rows["confidence"] = np.round(np.asarray(confidence, np.float64), 4)
+    if label_suspect is not None:          # 1: the label audit suspects this image's given label
+        rows["label_suspect"] = np.asarray(label_suspect, bool).astype(np.int8)
     return pd.DataFrame(rows)

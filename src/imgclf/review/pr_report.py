@@ -27,7 +27,8 @@ from imgclf.review.plotting import png_bytes, pyplot
 
 CONFUSION, PER_CLASS = paths.CONFUSION_TEST.as_posix(), paths.PER_CLASS_TEST.as_posix()
 PREVIEWS = {(paths.PREVIEWS / "embedding_test.png").as_posix(): "Embedding view (test)",
-            (paths.PREVIEWS / "test_errors.png").as_posix(): "Misclassified test images"}
+            (paths.PREVIEWS / "test_errors.png").as_posix(): "Misclassified test images",
+            (paths.PREVIEWS / "label_suspects.png").as_posix(): "Most suspect train and val labels"}
 
 
 def _dvc() -> str:
@@ -119,7 +120,8 @@ def significance(base: str, out: Path) -> list[str]:
 
 def changes_preview(images_by_id, broken: pd.DataFrame, fixed: pd.DataFrame, per_row: int = 8) -> np.ndarray:
     """Up to one row of test images the change broke and one it fixed, captioned with the true
-    class and base -> head predictions. images_by_id(ids) returns their pixels."""
+    class (' ?' when the label audit suspects it) and base -> head predictions. images_by_id(ids)
+    returns their pixels."""
     from imgclf.review.previews import grid
 
     rows = []
@@ -128,7 +130,7 @@ def changes_preview(images_by_id, broken: pd.DataFrame, fixed: pd.DataFrame, per
         if len(pick):
             pixels = images_by_id(list(pick.index))
             rows.append((f"{label} ({len(frame)})", [
-                (img, f"true {r.actual[:9]}\n{r.base_predicted[:6]}>{r.head_predicted[:6]}")
+                (img, f"true {r.actual[:9]}{' ?' if r.label_suspect else ''}\n{r.base_predicted[:6]}>{r.head_predicted[:6]}")
                 for img, r in zip(pixels, pick.itertuples())]))
     return grid(rows, f"compare: {len(broken)} test images broken, {len(fixed)} fixed (first {per_row} of each)")
 

@@ -90,6 +90,19 @@ def misclassified_preview(images: np.ndarray, y_true: np.ndarray, probs: np.ndar
     return grid(rows, f"evaluate: the {len(order)} most confident test errors")
 
 
+def label_suspects_preview(sections: list, class_names: list[str], title: str, n: int = 16,
+                           per_row: int = 8) -> np.ndarray:
+    """sections: (split, images of its suspects in rank order, their rows of the suspect table);
+    the first n of each, captioned 'given>suggested' and the label quality score."""
+    rows = []
+    for split, images, table in sections:
+        cells = [(images[k], f"{r.given[:9]}>\n{r.suggested[:9]} {r.quality:.2f}")
+                 for k, r in enumerate(table.head(n).itertuples())]
+        rows += [(f"{split} {i + 1}-{min(len(cells), i + per_row)}", cells[i:i + per_row])
+                 for i in range(0, len(cells), per_row)] or [(f"{split}: none", [])]
+    return grid(rows or [("none", [])], title)
+
+
 def pairs_preview(images: np.ndarray, manifest: pd.DataFrame, a: np.ndarray, b: np.ndarray,
                   rms: np.ndarray, title: str, n: int = 12, per_row: int = 3) -> np.ndarray:
     """The n closest pairs (smallest RMS first), each shown as its two images side by side."""
