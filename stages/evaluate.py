@@ -10,7 +10,7 @@ from imgclf.config.params import Checks
 from imgclf.core import paths
 from imgclf.core.atomic import atomic_path, write_bytes, write_csv, write_json
 from imgclf.core.npy_rows import NpyRows, Selection
-from imgclf.data.label_audit import find_suspects
+from imgclf.data.label_audit import find_suspects, suspect_table
 from imgclf.data.manifest import load_set
 from imgclf.features.backbones import BACKBONES, extractor_for
 from imgclf.features.feature_store import FeatureStore, store_path
@@ -19,7 +19,7 @@ from imgclf.models.keras_file import save_model
 from imgclf.review import embedding
 from imgclf.review.evaluation import confusion_rows, per_class_table, split_metrics
 from imgclf.review.predictions import MirrorViews, SplitPredictions, predict_rows, predict_split
-from imgclf.review.previews import misclassified_preview, save_png
+from imgclf.review.previews import label_suspects_preview, misclassified_preview, save_png
 from stages import stage
 
 EXPORT_CHECK_IMAGES = 1000
@@ -40,9 +40,16 @@ def main(params):
         test, val = (predict_split(model, inputs, data.manifest, split, mirror) for split in ("test", "val"))
     metrics = {p.split: split_metrics(p.y_true, p.y_pred, names) for p in (test, val)}
     # Test images are out of sample for the trained model already: its probabilities judge their labels.
+    found = find_suspects(test.y_true, test.probs)
     suspect = np.zeros(len(test.y_true), bool)
-    suspect[find_suspects(test.y_true, test.probs).rows] = True
+    suspect[found.rows] = True
     metrics["test"]["label_suspects"] = int(suspect.sum())
+    test_rows = np.flatnonzero(test.mask)
+    table = suspect_table(data.manifest["id"].to_numpy()[test_rows], np.full(len(test_rows), "test"), test.y_true,
+                          found, names)
+    save_png(paths.PREVIEWS / "test_label_suspects.png",
+             label_suspects_preview([("test", Selection(data.images, test_rows[found.rows]), table)], names,
+                                    "evaluate: the most suspect test labels (given > suggested, quality)"))
 
     write_csv(paths.CONFUSION_TEST,
               confusion_rows(test.y_true, test.y_pred, names, ids=data.manifest["id"].to_numpy()[test.mask],

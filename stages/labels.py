@@ -13,9 +13,11 @@ from imgclf.core.npy_rows import NpyRows, Selection
 from imgclf.data.label_audit import (
     find_suspects,
     flip_check,
+    SUSPECT_COLUMNS,
     fold_of,
     out_of_sample_probs,
     reduce,
+    suspect_table,
     usable_folds,
 )
 from imgclf.data.manifest import DataError, load_set
@@ -75,18 +77,6 @@ def main(params):
           f"(estimated noise rate {found.noise_rate:.2%}); injected flips: {check.found} of {check.flipped} found, "
           f"precision {check.precision}, recall {check.recall}; {seconds:.1f} s")
     return {"audit_seconds": round(seconds, 1)}
-
-
-SUSPECT_COLUMNS = ["rank", "id", "split", "given", "suggested", "quality"]
-
-
-def suspect_table(ids, split, y, found, names) -> pd.DataFrame:
-    """Every suspect, most suspect first: what a reviewer opens to fix labels."""
-    names = np.asarray(names)
-    r = found.rows
-    return pd.DataFrame({"rank": np.arange(1, len(r) + 1), "id": ids[r], "split": split[r], "given": names[y[r]],
-                         "suggested": names[found.suggested[r]], "quality": np.round(found.quality[r], 4)},
-                        columns=SUSPECT_COLUMNS)
 
 
 def _rows_of(m: pd.DataFrame, ids: pd.Series) -> np.ndarray:

@@ -66,6 +66,13 @@ def test_repro_builds_every_stage_and_metrics(repo):
     # one row per test image, keyed by id, for the confusion plot and for imgclf.review.compare
     assert list(conf.columns) == ["id", "actual", "predicted", "confidence", "label_suspect"] and len(conf) == 150
     assert conf["label_suspect"].sum() == ev["test"]["label_suspects"]
+    suspects = pd.read_csv(repo / "metrics" / "label_suspects.csv")
+    labels = _json(repo / "metrics" / "labels.json")
+    assert [int((suspects["split"] == s).sum()) for s in ("train", "val")] == [labels["suspects"]["train"],
+                                                                              labels["suspects"]["val"]]
+    assert suspects["rank"].tolist() == list(range(1, len(suspects) + 1)) and (suspects["given"] != "").all()
+    for preview in ("label_suspects.png", "test_label_suspects.png"):
+        assert (repo / "metrics" / "previews" / preview).stat().st_size > 1000
     manifest = pd.read_csv(repo / "data" / "augmented" / "manifest.csv")
     assert conf["id"].tolist() == manifest.loc[manifest.split == "test", "id"].tolist()
     assert conf["confidence"].between(1 / 10, 1).all()

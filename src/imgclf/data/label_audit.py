@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from imgclf.core.errors import ConfigError
 from imgclf.core.npy_rows import Selection
@@ -150,3 +151,15 @@ def flip_check(z, y, fold, n_classes: int, train_rows: np.ndarray, clean: Suspec
     return FlipCheck(len(flipped), int(found.sum()), len(added),
                      round(int(found.sum()) / len(added), 4) if len(added) else None,
                      round(float(found.mean()), 4))
+
+
+SUSPECT_COLUMNS = ["rank", "id", "split", "given", "suggested", "quality"]
+
+
+def suspect_table(ids, split, y, found: Suspects, names) -> pd.DataFrame:
+    """Every suspect, most suspect first: what a reviewer opens to fix labels."""
+    names = np.asarray(names)
+    r = found.rows
+    return pd.DataFrame({"rank": np.arange(1, len(r) + 1), "id": np.asarray(ids)[r], "split": np.asarray(split)[r],
+                         "given": names[y[r]], "suggested": names[found.suggested[r]],
+                         "quality": np.round(found.quality[r], 4)}, columns=SUSPECT_COLUMNS)

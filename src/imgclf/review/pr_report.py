@@ -28,7 +28,8 @@ from imgclf.review.plotting import png_bytes, pyplot
 CONFUSION, PER_CLASS = paths.CONFUSION_TEST.as_posix(), paths.PER_CLASS_TEST.as_posix()
 PREVIEWS = {(paths.PREVIEWS / "embedding_test.png").as_posix(): "Embedding view (test)",
             (paths.PREVIEWS / "test_errors.png").as_posix(): "Misclassified test images",
-            (paths.PREVIEWS / "label_suspects.png").as_posix(): "Most suspect train and val labels"}
+            (paths.PREVIEWS / "label_suspects.png").as_posix(): "Most suspect train and val labels",
+            (paths.PREVIEWS / "test_label_suspects.png").as_posix(): "Most suspect test labels"}
 
 
 def _dvc() -> str:
