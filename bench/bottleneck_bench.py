@@ -2,7 +2,8 @@
 
     KERAS_HOME=<dir with models/mobilenet_2_5_224_tf_no_top.h5> python bench/bottleneck_bench.py [--images 70000] [--image-size 96]
 
-Needs data/split/ from `dvc repro split`. Measures, in one process on the same images:
+Needs data/split/ from `dvc repro split`; the backbone, cut and grid are params.yaml's. Measures, in
+one process on the same images:
   1. plain batched model.predict (resize + preprocess_input + predict), images/s;
   2. the cached path on a cold store (all misses), images/s, and its ratio to (1);
   3. per-image prediction, images/s (the seeds' demo style);
@@ -33,8 +34,10 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=300, help="images for the per-image run")
     args = parser.parse_args()
     from imgclf.core.provenance import announce, ran_with
-    run = announce(ran_with(args, {"bottleneck": {"backbone": "MobileNet", "backbone_args": {"alpha": 0.25},
-                                                "weights": "imagenet", "resize": "linear"}}))
+    from imgclf.config.params import load_params
+
+    p = load_params("params.yaml").bottleneck
+    run = announce(ran_with(args, {"bottleneck": p.model_dump()}))
 
     from imgclf.core.atomic import load_npy
     from imgclf.features.backbones import FeatureExtractor, FeatureRecipe, to_rgb_resized
@@ -43,7 +46,10 @@ def main() -> None:
 
     images = load_npy("data/split/images.npy", mmap=True)[: args.images]
     images = np.ascontiguousarray(images)
-    ex = FeatureExtractor(FeatureRecipe("MobileNet", {"alpha": 0.25}, "imagenet", args.image_size, "linear"), args.batch_size)
+    # The pipeline's recipe (backbone cut at bottleneck.layer, pooled to bottleneck.grid), at
+    # --image-size and --batch-size: both paths below run this same model.
+    ex = FeatureExtractor(FeatureRecipe(p.backbone, p.backbone_args, p.weights, args.image_size, p.resize, p.layer,
+                                        p.grid), args.batch_size)
     out: dict = {"ran_with": run, "images": len(images), "image_size": args.image_size, "batch_size": args.batch_size,
                  "namespace": ex.namespace}
 
