@@ -292,3 +292,35 @@ def test_tuners_started_at_once_on_a_new_sqlite_file_all_open_the_study(tmp_path
     for p in procs:
         p.join(timeout=60)
     assert got == ["space"] * (n * rounds)
+
+
+def test_a_database_nobody_answers_at_is_one_line_with_the_password_masked(tmp_path):
+    """A real PostgreSQL driver connecting to a closed loopback port: one line naming the URL without
+    its password and what to check, exit code 2, no traceback."""
+    import socket
+
+    with socket.socket() as s:                      # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://tuner:s3cret@127.0.0.1:{port}/studies"
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    res = subprocess.run([str(BIN / "imgclf"), "tune", "--space", str(REPO / "search" / "head.yaml"), "--trials", "1",
+                          "--storage", url], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: --storage postgresql://tuner:***@127.0.0.1:{port}/studies: cannot open: nothing answers at that "
+        "host and port; is PostgreSQL running there and listening on TCP (listen_addresses, the firewall)?"]
+    assert "s3cret" not in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("driver_says, advice", [
+    ('connection failed: FATAL:  password authentication failed for user "tuner"', "refused this user and password"),
+    ('connection failed: FATAL:  database "studies" does not exist', "no such database"),
+    ("Failed to import DB access module for the specified storage URL.", "pip install -r requirements.txt"),
+    ("something new", "cannot open: something new"),
+])
+def test_what_the_driver_says_becomes_what_to_do(driver_says, advice):
+    from imgclf.experiments.tune import storage_problem
+
+    assert advice in storage_problem(RuntimeError(driver_says + "\n(background on this error)"))
+    assert "\n" not in storage_problem(RuntimeError(driver_says + "\n(background on this error)"))

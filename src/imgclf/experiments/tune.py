@@ -121,7 +121,7 @@ def open_study(name: str, storage_url: str, direction: str, seed: int):
         study = optuna.create_study(study_name=name, storage=storage, sampler=trial_seeded_tpe(seed),
                                     direction=direction, load_if_exists=True)
     if study.direction.name.lower() != direction:
-        raise TuneError(f"study {name!r} in {storage_url} was created to {study.direction.name.lower()}, "
+        raise TuneError(f"study {name!r} in {_redact(storage_url)} was created to {study.direction.name.lower()}, "
                         f"the space says {direction}; use another --study")
     return study
 
@@ -157,7 +157,32 @@ def _open_storage(storage_url: str, attempts: int = 5):
             if "alembic_version" in str(err) and attempt + 1 < attempts:
                 time.sleep(0.5 * (attempt + 1))     # another tuner is creating the schema: it exists next time
                 continue
-            raise TuneError(f"--storage {storage_url}: cannot open: {err}") from None
+            raise TuneError(f"--storage {_redact(storage_url)}: {storage_problem(err)}") from None
+
+
+# (text in the driver's error, what it means and what to do), first match wins.
+_STORAGE_PROBLEMS = [
+    ("password authentication failed", "the server refused this user and password; check both (a password "
+                                       "with @ : / needs URL-encoding, e.g. %40)"),
+    ("does not exist", "the server runs but has no such database (or role); create it first, e.g. "
+                       "`createdb -h HOST -U USER DB`"),
+    ("connection refused", "nothing answers at that host and port; is PostgreSQL running there and "
+                           "listening on TCP (listen_addresses, the firewall)?"),
+    ("could not translate host name", "the host name does not resolve; check the host part of the URL"),
+    ("timeout expired", "the server did not answer in time; check the host, the port and the network"),
+    ("failed to import db access module", "the database driver is not installed; `pip install -r "
+                                          "requirements.txt` installs psycopg for postgresql:// URLs"),
+]
+
+
+def storage_problem(err: Exception) -> str:
+    """One line for a storage that cannot be opened: what is wrong and what to do, not a traceback."""
+    text = str(err).lower()
+    for needle, advice in _STORAGE_PROBLEMS:
+        if needle in text:
+            return f"cannot open: {advice}"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"cannot open: {first}"
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -460,6 +485,7 @@ def _shown_storage(url: str) -> str:
 
 
 def _redact(url: str) -> str:
+    """The URL with its password as ***: messages and reports end up in logs and CI output."""
     return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", url) if "://" in url else url
 
 
