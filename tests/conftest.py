@@ -100,6 +100,15 @@ CUT_BACKBONE = {"layer": "block3_pool", "grid": 2}
 TEST_HEAD = {"learning_rate": 0.001, "dropout": 0.4, "input_dropout": 0.3, "batch_size": 256}
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL on loopback for this test session (tests/postgres_server.py), stopped after."""
+    from tests.postgres_server import serve
+
+    with serve() as url:
+        yield url
+
+
 def pipeline_env() -> dict:
     """The environment a user's shell gives `dvc repro`: the venv first on PATH."""
     return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", TF_CPP_MIN_LOG_LEVEL="3")

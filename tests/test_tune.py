@@ -324,3 +324,47 @@ def test_what_the_driver_says_becomes_what_to_do(driver_says, advice):
 
     assert advice in storage_problem(RuntimeError(driver_says + "\n(background on this error)"))
     assert "\n" not in storage_problem(RuntimeError(driver_says + "\n(background on this error)"))
+
+
+# --- a real PostgreSQL (tests/postgres_server.py; .ci/run installs the server) ----------------
+
+
+def _tune_error(tmp_path, url: str) -> list[str]:
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    res = subprocess.run([str(BIN / "imgclf"), "tune", "--space", str(REPO / "search" / "head.yaml"), "--trials", "1",
+                          "--storage", url], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    return res.stderr.strip().splitlines()
+
+
+def test_a_wrong_password_or_a_missing_database_is_one_line_naming_it(postgres_url, tmp_path):
+    from tests.postgres_server import PASSWORD
+
+    wrong = postgres_url.replace(PASSWORD, "not-the-password") + "/studies"
+    shown = postgres_url.replace(PASSWORD, "***")
+    assert _tune_error(tmp_path, wrong) == [
+        f"error: --storage {shown}/studies: cannot open: the server refused this user and password; check both "
+        "(a password with @ : / needs URL-encoding, e.g. %40)"]
+    assert _tune_error(tmp_path, postgres_url + "/no_such_db") == [
+        f"error: --storage {shown}/no_such_db: cannot open: the server runs but has no such database (or role); "
+        "create it first, e.g. `createdb -h HOST -U USER DB`"]
+
+
+def test_two_tuners_share_one_postgresql_study(project, postgres_url):
+    """The study of several machines: two tuners on one PostgreSQL database finish the study between
+    them, each trial run by one of them only, every trial a DVC experiment."""
+    import optuna
+
+    url = f"{postgres_url}/studies"
+    a, b = (tune(project, "--trials", "4", "--storage", url, "--study", "pg") for _ in range(2))
+    out_a, out_b = finish(a, timeout=600), finish(b, timeout=600)
+    assert a.returncode == 0 and b.returncode == 0, out_a + out_b
+    assert "pw-for-tests" not in out_a + out_b                       # the password never printed
+    study = optuna.load_study(study_name="pg", storage=url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 4 <= len(complete) <= 5          # each stops at 4; one may be mid-trial when the other ends
+    ran = [{int(line.split()[1].rstrip(":")) for line in out.splitlines()
+            if line.startswith("trial ") and "val.accuracy" in line} for out in (out_a, out_b)]
+    assert ran[0] and ran[1] and not ran[0] & ran[1]                 # both worked, no trial twice
+    assert ran[0] | ran[1] == {t.number for t in complete}
+    assert set(experiments(project)) == {f"pg-{t.number}" for t in complete}

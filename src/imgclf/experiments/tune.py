@@ -154,7 +154,7 @@ def _open_storage(storage_url: str, attempts: int = 5):
                                               heartbeat_stale_trial_callback=retry,
                                               engine_kwargs=_engine_kwargs(storage_url))
         except Exception as err:  # SQLAlchemy raises many kinds; all but the schema race mean "cannot use this URL"
-            if "alembic_version" in str(err) and attempt + 1 < attempts:
+            if _creating_schema_too(err) and attempt + 1 < attempts:
                 time.sleep(0.5 * (attempt + 1))     # another tuner is creating the schema: it exists next time
                 continue
             raise TuneError(f"--storage {_redact(storage_url)}: {storage_problem(err)}") from None
@@ -183,6 +183,15 @@ def storage_problem(err: Exception) -> str:
             return f"cannot open: {advice}"
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return f"cannot open: {first}"
+
+
+def _creating_schema_too(err: Exception) -> bool:
+    """Two tuners started together on a new database both create Optuna's tables: the loser meets
+    alembic's version table half made (SQLite) or PostgreSQL's catalog already holding the table's
+    type (a unique violation on pg_type)."""
+    text = str(err)
+    return "alembic_version" in text or ("duplicate key value violates unique constraint" in text and "pg_" in text) \
+        or "already exists" in text
 
 
 def _engine_kwargs(url: str) -> dict:
