@@ -39,17 +39,8 @@ def main(params):
         mirror = MirrorViews(data.images, extractor, store) if flip_tta else None
         test, val = (predict_split(model, inputs, data.manifest, split, mirror) for split in ("test", "val"))
     metrics = {p.split: split_metrics(p.y_true, p.y_pred, names) for p in (test, val)}
-    # Test images are out of sample for the trained model already: its probabilities judge their labels.
-    found = find_suspects(test.y_true, test.probs)
-    suspect = np.zeros(len(test.y_true), bool)
-    suspect[found.rows] = True
+    suspect = judge_test_labels(data, test, names)
     metrics["test"]["label_suspects"] = int(suspect.sum())
-    test_rows = np.flatnonzero(test.mask)
-    table = suspect_table(data.manifest["id"].to_numpy()[test_rows], np.full(len(test_rows), "test"), test.y_true,
-                          found, names)
-    save_png(paths.PREVIEWS / "test_label_suspects.png",
-             label_suspects_preview([("test", Selection(data.images, test_rows[found.rows]), table)], names,
-                                    "evaluate: the most suspect test labels (given > suggested, quality)"))
 
     write_csv(paths.CONFUSION_TEST,
               confusion_rows(test.y_true, test.y_pred, names, ids=data.manifest["id"].to_numpy()[test.mask],
@@ -73,6 +64,20 @@ def main(params):
     write_json(paths.METRICS / "evaluate.json", metrics)
     print(summary_line(metrics, mirror))
     return mirror.counts if mirror else {}
+
+
+def judge_test_labels(data, test: SplitPredictions, names: list[str]) -> np.ndarray:
+    """Per test image: the label audit suspects its label. Test images are out of sample for the
+    trained model already, so its probabilities judge them; the worst go to a preview."""
+    found = find_suspects(test.y_true, test.probs)
+    rows = np.flatnonzero(test.mask)
+    table = suspect_table(data.manifest["id"].to_numpy()[rows], np.full(len(rows), "test"), test.y_true, found, names)
+    save_png(paths.PREVIEWS / "test_label_suspects.png",
+             label_suspects_preview([("test", Selection(data.images, rows[found.rows]), table)], names,
+                                    "evaluate: the most suspect test labels (given > suggested, quality)"))
+    suspect = np.zeros(len(test.y_true), bool)
+    suspect[found.rows] = True
+    return suspect
 
 
 def export(model, extractor, data, test: SplitPredictions, flip_tta: bool) -> dict:

@@ -68,8 +68,10 @@ def main(params):
         "injected_flips": check.as_metrics(),
     }
     write_json(paths.METRICS / "labels.json", metrics)
+    ranked = rows[found.rows]                       # manifest rows of the suspects, most suspect first
     save_png(paths.PREVIEWS / "label_suspects.png",
-             label_suspects_preview([(s, Selection(data.images, _rows_of(m, t["id"])), t) for s, t in per_split.items()],
+             label_suspects_preview([(s, Selection(data.images, ranked[split[found.rows] == s]), t)
+                                     for s, t in per_split.items()],
                                     names, "labels: the most suspect labels (given > suggested, quality)"))
     seconds = time.perf_counter() - start
     print(f"labels: {len(rows)} train and val images scored out of sample in {folds} folds; "
@@ -77,12 +79,6 @@ def main(params):
           f"(estimated noise rate {found.noise_rate:.2%}); injected flips: {check.found} of {check.flipped} found, "
           f"precision {check.precision}, recall {check.recall}; {seconds:.1f} s")
     return {"audit_seconds": round(seconds, 1)}
-
-
-def _rows_of(m: pd.DataFrame, ids: pd.Series) -> np.ndarray:
-    """Manifest row numbers of ids, in the ids' order."""
-    position = pd.Series(np.arange(len(m)), index=m["id"].to_numpy())
-    return position.loc[ids.to_numpy()].to_numpy()
 
 
 if __name__ == "__main__":
