@@ -170,7 +170,7 @@ def make_pipeline_repo(repo: Path, edit_params) -> Path:
 # over one pytest-xdist worker per core, longest first, so the end-to-end file (most of the run on
 # its own) does not start last and leave the other core idle.
 LONGEST_FILES_FIRST = ("test_pipeline_e2e.py", "test_tune_grid.py", "test_folder_edits.py", "test_tune.py",
-                       "test_faults.py", "test_cnn.py", "test_image_folder.py", "test_folder_corpus.py",
+                       "test_many_machines.py", "test_faults.py", "test_cnn.py", "test_image_folder.py", "test_folder_corpus.py",
                        "test_feature_store.py")
 
 

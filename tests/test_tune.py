@@ -49,18 +49,24 @@ STAGE = textwrap.dedent("""
     val = 0.9 - (h["dropout"] - 0.3) ** 2 - 0.01 * (math.log10(h["learning_rate"]) + 3) ** 2
     Path("metrics").mkdir(exist_ok=True)
     json.dump({"val": {"accuracy": val}, "test": {"accuracy": val - 0.01}}, open("metrics/evaluate.json", "w"))
+    Path("model.txt").write_text(json.dumps(h, sort_keys=True))      # a cached output, as a model is
     record("evaluate", {"seconds": 0.1, "hits": 5, "misses": 1})
 """)
 
 
 @pytest.fixture
 def project(tmp_path) -> Path:
+    return stand_in_project(tmp_path)
+
+
+def stand_in_project(tmp_path: Path) -> Path:
+    """A git + DVC repo whose one stage is the stand-in above, run once and committed."""
     repo = tmp_path / "proj"
     repo.mkdir()
     (repo / "params.yaml").write_text((REPO / "params.yaml").read_text())
     (repo / "stage.py").write_text(STAGE)
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": {
-        "cmd": f"{sys.executable} stage.py", "deps": ["stage.py"], "params": ["train.head"],
+        "cmd": f"{sys.executable} stage.py", "deps": ["stage.py"], "params": ["train.head"], "outs": ["model.txt"],
         "metrics": [{"metrics/evaluate.json": {"cache": False}}]}}}))
     (repo / "space.yaml").write_text(yaml.safe_dump(SPACE))
     (repo / ".gitignore").write_text(".tune/\n.runs/\n")
@@ -103,6 +109,13 @@ def trials(project: Path, study: str = "space") -> list[dict]:
         out.append({"number": number, "state": state, "params": params,
                     "retry_of": json.loads(system["failed_trial"]) if "failed_trial" in system else None})
     return out
+
+
+def gone(pid: int, within: float) -> bool:
+    deadline = time.time() + within
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    return not Path(f"/proc/{pid}").exists()
 
 
 def experiments(project: Path) -> dict[str, dict]:
@@ -213,7 +226,8 @@ def test_an_interrupted_tuner_resumes_without_losing_or_double_counting(project,
     finish(tune(project, "--trials", "1"))                              # trial 0 finished
     sleep, started = tmp_path / "sleep", tmp_path / "started"
     # Ctrl-C must stop the running trial, not wait for it: that trial would sleep 10 minutes, longer
-    # than the 240 s the tuner is given to exit. kill -9 leaves the trial orphaned: it sleeps a minute.
+    # than the 240 s the tuner is given to exit. kill -9 must stop it too, through the run's tie to
+    # its tuner (imgclf.experiments.tied_run): left orphaned, it would sleep a minute.
     sleep.write_text("600" if how == "ctrl-c" else "60")
     env = {"SLEEP_FILE": str(sleep), "STARTED_FILE": str(started)}
     proc = tune(project, "--trials", "2", env=env, start_new_session=(how == "kill -9"))
@@ -223,10 +237,11 @@ def test_an_interrupted_tuner_resumes_without_losing_or_double_counting(project,
         time.sleep(0.5)
     stage_pid = int(started.read_text())
     if how == "kill -9":
-        proc.kill()                                   # the tuner only: its dvc run is orphaned
+        proc.kill()                                   # the tuner only: its dvc run must stop by itself
     else:
         proc.send_signal(signal.SIGINT)               # what Ctrl-C sends
     out = finish(proc, timeout=240)
+    assert gone(stage_pid, within=30), "the trial's run outlived its tuner"
     cut = [t for t in trials(project) if t["state"] not in ("COMPLETE", "WAITING")]
     assert len(cut) == 1 and cut[0]["number"] == 1
     if how == "ctrl-c":
@@ -257,7 +272,7 @@ def test_two_tuners_share_one_sqlite_study(project):
     assert a.returncode == 0 and b.returncode == 0, out_a + out_b
     rows = trials(project)
     complete = [t for t in rows if t["state"] == "COMPLETE"]
-    assert 4 <= len(complete) <= 5          # each stops at 4; one may be mid-trial when the other ends
+    assert len(complete) == 4               # between them, not each: no trial past the target
     assert len({t["number"] for t in rows}) == len(rows)
     ran_a = {int(line.split()[1].rstrip(":")) for line in out_a.splitlines() if line.startswith("trial ") and "val.accuracy" in line}
     ran_b = {int(line.split()[1].rstrip(":")) for line in out_b.splitlines() if line.startswith("trial ") and "val.accuracy" in line}
@@ -362,7 +377,7 @@ def test_two_tuners_share_one_postgresql_study(project, postgres_url):
     assert "pw-for-tests" not in out_a + out_b                       # the password never printed
     study = optuna.load_study(study_name="pg", storage=url)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert 4 <= len(complete) <= 5          # each stops at 4; one may be mid-trial when the other ends
+    assert len(complete) == 4               # between them, not each: no trial past the target
     ran = [{int(line.split()[1].rstrip(":")) for line in out.splitlines()
             if line.startswith("trial ") and "val.accuracy" in line} for out in (out_a, out_b)]
     assert ran[0] and ran[1] and not ran[0] & ran[1]                 # both worked, no trial twice

@@ -1,7 +1,7 @@
 """Hyper-parameter search with Optuna's TPE, every trial a named DVC experiment.
 
     imgclf tune --space search/head.yaml --trials 30
-    imgclf tune --space search/head.yaml --trials 30 --storage postgresql://user@host/db
+    imgclf tune --space search/head.yaml --trials 30 --storage postgresql://user@host/db --push origin
     imgclf tune --space search/head.yaml --report      # tables and plot only, no trial
 
 Why DVC experiments: a trial is then an ordinary experiment (`dvc exp show` lists its params,
@@ -11,9 +11,10 @@ head trial pays for training and evaluation only.
 
 Why a database: the study (Optuna's trials and their states) lives in SQLite under `.tune/` by
 default, nothing to start; `--storage` takes any Optuna storage URL, so tuners on several
-machines (or several here) work one study. The target is a number of *finished* trials: started
-again after Ctrl-C or `kill -9`, a tuner counts what is finished, fails the trial that was cut
-off and re-runs its parameters. The objective is the space's objective metric (validation
+machines (or several here) work one study, and `--push` sends each finished trial to the team's
+git and DVC remotes, where any clone can apply it. The target is a number of *finished* trials:
+the tuners stop at exactly that many between them; started again after Ctrl-C or `kill -9`, a
+tuner counts what is finished, fails the trial that was cut off and re-runs its parameters. The objective is the space's objective metric (validation
 accuracy); the holdout (test) metric is read for the best trial only.
 """
 
@@ -37,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from imgclf.config.search_space import SearchSpace, decode, load_space
+from imgclf.core import run_log
 from imgclf.core.atomic import write_bytes, write_text
 from imgclf.core.errors import UserError
 from imgclf.core.paths import project_root
-from imgclf.core import run_log
 from imgclf.core.revisions import read_at, resolve
 from imgclf.core.run_log import read
 from imgclf.experiments.preflight import EVERY_CHECK
@@ -48,9 +49,11 @@ from imgclf.experiments.run_preset import set_args
 
 TUNE_DIR = Path(".tune")
 REPORT_DIR = Path("docs/tuning")
-# A trial's process writes a heartbeat to the study every HEARTBEAT seconds; a RUNNING trial whose
-# heartbeat is older than GRACE is taken as dead (its machine or process is gone) and re-run.
+# A trial's process writes a heartbeat to the study every HEARTBEAT seconds (at most; a quarter of
+# the grace when that is shorter); a RUNNING trial whose heartbeat is older than the grace (--grace,
+# GRACE by default) is taken as dead (its machine or process is gone) and re-run.
 HEARTBEAT, GRACE = 20, 90
+PUSH_ATTEMPTS = 3
 MAX_RETRIES = 2
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -114,10 +117,10 @@ def default_storage(study: str, root: Path) -> str:
     return f"sqlite:///{(root / TUNE_DIR / f'{study}.sqlite3').resolve()}"
 
 
-def open_study(name: str, storage_url: str, direction: str, seed: int):
+def open_study(name: str, storage_url: str, direction: str, seed: int, grace: int = GRACE):
     optuna = _optuna()
     with _creation_lock(storage_url):
-        storage = _open_storage(storage_url)
+        storage = _open_storage(storage_url, grace)
         study = optuna.create_study(study_name=name, storage=storage, sampler=trial_seeded_tpe(seed),
                                     direction=direction, load_if_exists=True)
     if study.direction.name.lower() != direction:
@@ -145,12 +148,16 @@ def _creation_lock(storage_url: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _open_storage(storage_url: str, attempts: int = 5):
+def heartbeat_for(grace: int) -> int:
+    return max(1, min(HEARTBEAT, grace // 4))
+
+
+def _open_storage(storage_url: str, grace: int = GRACE, attempts: int = 5):
     optuna = _optuna()
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+            return optuna.storages.RDBStorage(storage_url, heartbeat_interval=heartbeat_for(grace), grace_period=grace,
                                               heartbeat_stale_trial_callback=retry,
                                               engine_kwargs=_engine_kwargs(storage_url))
         except Exception as err:  # SQLAlchemy raises many kinds; all but the schema race mean "cannot use this URL"
@@ -206,8 +213,9 @@ def _engine_kwargs(url: str) -> dict:
 # Which trials of this machine are cut off, told by locks instead of process ids: the kernel
 # releases a lock when the last process holding it is gone, so a recycled pid can never pass for
 # the dead tuner. The tuner holds its trial's tuner lock alone; the run lock is handed to the
-# trial's `dvc exp run`, so it stays held while that run lives, also after a kill -9 of the tuner.
-# Trials of other machines are left to Optuna's heartbeat (GRACE seconds without one).
+# trial's run (imgclf.experiments.tied_run), which stops itself when its tuner dies, so the lock
+# says whether that run is still alive or still stopping.
+# Trials of other machines are left to Optuna's heartbeat (the grace without one).
 
 
 def _locked(path: Path) -> int:
@@ -325,9 +333,34 @@ def suggest(trial, space: SearchSpace) -> dict[str, Any]:
     return decode(space, {key: dim.suggest(trial, key) for key, dim in space.params.items()})
 
 
+def check_push_remote(remote: str, dvc: str) -> None:
+    """Before any trial: `dvc exp push REMOTE` needs that git remote and a default DVC remote."""
+    git = subprocess.run(["git", "remote", "get-url", remote], capture_output=True, text=True)
+    if git.returncode:
+        raise TuneError(f"--push {remote}: no such git remote here; `git remote -v` lists them "
+                        f"(add one with `git remote add {remote} URL`)")
+    default = subprocess.run([dvc, "remote", "default"], capture_output=True, text=True)
+    if default.returncode or not default.stdout.strip():
+        raise TuneError(f"--push {remote}: no default DVC remote for the trials' outputs; set one with "
+                        "`dvc remote add -d NAME URL`")
+
+
+def push_experiment(name: str, remote: str, dvc: str, log: Path) -> None:
+    """The experiment's git ref to REMOTE, its outputs to the default DVC remote; a few attempts,
+    since a remote shared by many tuners is the likeliest thing to hiccup."""
+    for attempt in range(PUSH_ATTEMPTS):
+        with open(log, "a") as out:
+            pushed = subprocess.run([dvc, "exp", "push", remote, name], stdout=out, stderr=subprocess.STDOUT)
+        if pushed.returncode == 0:
+            return
+        time.sleep(2 ** attempt)
+    raise TrialFailed(f"{name}: `dvc exp push {remote} {name}` failed {PUSH_ATTEMPTS} times (log {log}); the "
+                      f"experiment is kept here, push it later with that command")
+
+
 class Objective:
-    def __init__(self, space: SearchSpace, study_name: str, log_dir: Path, dvc: str):
-        self.space, self.study_name, self.log_dir, self.dvc = space, study_name, log_dir, dvc
+    def __init__(self, space: SearchSpace, study_name: str, log_dir: Path, dvc: str, push: str | None = None):
+        self.space, self.study_name, self.log_dir, self.dvc, self.push = space, study_name, log_dir, dvc, push
         self.tuner_locks: list[int] = []     # held until this tuner exits: past Optuna's record of each trial's end
 
     def __call__(self, trial) -> float:
@@ -353,11 +386,17 @@ class Objective:
         start = time.perf_counter()
         with open(log, "w") as out:
             run_fd = _locked(run_lock)
+            run_end, tuner_end = os.pipe()      # the run reads end-of-file on run_end when this process is gone
             try:
-                child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env={**os.environ, run_log.TAG: name}, pass_fds=(run_fd,))
+                child = subprocess.Popen([sys.executable, "-m", "imgclf.experiments.tied_run", str(run_end), *cmd],
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, run_log.TAG: name}, pass_fds=(run_fd, run_end))
+            except BaseException:
+                os.close(tuner_end)
+                raise
             finally:
                 os.close(run_fd)             # the run holds it now, for as long as it lives
+                os.close(run_end)
             trial.set_user_attr("owner", {"host": socket.gethostname(), "pid": os.getpid(), "pgid": child.pid,
                                           "tuner_lock": str(tuner_lock.resolve()), "run_lock": str(run_lock.resolve())})
             try:
@@ -372,6 +411,8 @@ class Objective:
                 trial.set_user_attr("ended", "interrupted")
                 forget_dead_temp_run(project_root(), name)
                 raise
+            finally:
+                os.close(tuner_end)
         seconds = time.perf_counter() - start
         figures = {"seconds": round(seconds, 1), **stage_figures(name)}
         for k, v in figures.items():
@@ -383,6 +424,11 @@ class Objective:
         commit = resolve(name)
         trial.set_user_attr("commit", commit)
         value = read_metric(commit, self.space.objective.metrics, self.space.objective.key, name)
+        if self.push:
+            pushing = time.perf_counter()
+            push_experiment(name, self.push, self.dvc, log)
+            trial.set_user_attr("pushed_to", self.push)
+            trial.set_user_attr("push_seconds", round(time.perf_counter() - pushing, 1))
         print(f"trial {trial.number}: {self.space.objective.key} {value:.4f} in {seconds:.0f} s "
               f"(stages run: {', '.join(figures['stages_run']) or 'none'}; "
               f"feature store {figures['hits']} hits, {figures['misses']} misses)", flush=True)
@@ -501,8 +547,32 @@ def _redact(url: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def reached(study, target: int, poll: float) -> bool:
+    """Whether the study has its target of finished trials; waits while the trials running elsewhere
+    would reach it.
+
+    Why wait rather than stop or go on: tuners that each stop at the target overshoot it (one is
+    mid-trial when another ends), and one that stops while another's trial is being lost (its
+    machine gone) leaves the study short. Waiting ends when those trials finish (stop) or one goes
+    quiet for the grace: Optuna fails it, queues its parameters again, and this tuner runs them.
+    """
+    optuna = _optuna()
+    told = False
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        done, running = states.count(optuna.trial.TrialState.COMPLETE), states.count(optuna.trial.TrialState.RUNNING)
+        if done >= target or done + running < target:
+            return done >= target
+        if not told:
+            print(f"tune: {done} of {target} trials finished, {running} running elsewhere: waiting for them to "
+                  "finish or go quiet", flush=True)
+            told = True
+        time.sleep(poll)
+
+
 def run(space_path: Path, trials: int, study_name: str | None, storage_url: str | None, seed: int,
-        report_only: bool, out_dir: Path, dvc: str = "dvc") -> int:
+        report_only: bool, out_dir: Path, dvc: str = "dvc", push: str | None = None, grace: int = GRACE) -> int:
 
     optuna = _optuna()
     space = load_space(space_path, checks=EVERY_CHECK)
@@ -511,7 +581,9 @@ def run(space_path: Path, trials: int, study_name: str | None, storage_url: str 
         raise TuneError(f"--study {name!r}: use letters, digits, '.', '_' and '-' (it names DVC experiments)")
     root = project_root()
     url = storage_url or default_storage(name, root)
-    study = open_study(name, url, space.objective.direction, seed)
+    if push and not report_only:
+        check_push_remote(push, dvc)
+    study = open_study(name, url, space.objective.direction, seed, grace)
     complete = (optuna.trial.TrialState.COMPLETE,)
     reaped = reap_dead_trials(study, root)
     if reaped:
@@ -520,20 +592,21 @@ def run(space_path: Path, trials: int, study_name: str | None, storage_url: str 
     print(f"tune: study {name!r} in {_redact(url)}: {before} of {trials} trials finished", flush=True)
     interrupted = False
     failures: list[bool] = []
-    if not report_only and before < trials:
-        objective = Objective(space, name, root / TUNE_DIR / name, dvc)
+    if not report_only and not reached(study, trials, heartbeat_for(grace)):
+        objective = Objective(space, name, root / TUNE_DIR / name, dvc, push)
 
-        def stop_on_repeated_failure(study, trial):
+        def stop_on_repeated_failure_or_at_target(study, trial):
             failures.append(trial.state == optuna.trial.TrialState.FAIL)
             if failures[-MAX_FAILURES_IN_A_ROW:] == [True] * MAX_FAILURES_IN_A_ROW:
                 print(f"tune: {MAX_FAILURES_IN_A_ROW} trials failed in a row; stopping (see the logs in "
                       f"{root / TUNE_DIR / name})", file=sys.stderr)
                 study.stop()
+            elif reached(study, trials, heartbeat_for(grace)):
+                study.stop()
 
         try:
             study.optimize(objective, catch=(TrialFailed,), gc_after_trial=False,
-                           callbacks=[optuna.study.MaxTrialsCallback(trials, states=complete),
-                                      stop_on_repeated_failure])
+                           callbacks=[stop_on_repeated_failure_or_at_target])
         except KeyboardInterrupt:
             interrupted = True
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
@@ -560,15 +633,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", help="study name; names the experiments <study>-<n> (default: the space's file name)")
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite under .tune/)")
     parser.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    parser.add_argument("--push", metavar="GIT_REMOTE",
+                        help="push each finished trial: its git ref to GIT_REMOTE, its outputs to the default "
+                             "DVC remote (`dvc exp push`), so other machines' clones can apply it")
+    parser.add_argument("--grace", type=int, default=GRACE, metavar="SECONDS",
+                        help=f"a running trial without a heartbeat for this long is taken as dead and its "
+                             f"parameters re-run (default {GRACE})")
     parser.add_argument("--report", action="store_true", help="only write the report of the trials so far")
     parser.add_argument("--out", type=Path, default=REPORT_DIR, help="report folder (default docs/tuning)")
     args = parser.parse_args(argv)
     if args.trials < 1:
         print("error: --trials must be at least 1", file=sys.stderr)
         return 2
+    if args.grace < 4:
+        print(f"error: --grace {args.grace}: must be at least 4 seconds (the heartbeat is a quarter of it)",
+              file=sys.stderr)
+        return 2
     try:
         return run(args.space, args.trials, args.study, args.storage, args.seed, args.report, args.out,
-                   dvc=os.environ.get("DVC", "dvc"))
+                   dvc=os.environ.get("DVC", "dvc"), push=args.push, grace=args.grace)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
