@@ -7,7 +7,8 @@ Run it after `dvc repro` in this checkout: the clones share its DVC cache (symli
 costs what it costs on a machine that has pulled main: the head's training and evaluation, and
 the push of its outputs. The DVC remote is seeded with main's outputs first (timed apart), as a
 team's remote holds them. The search space varies dropout only (params.yaml's head otherwise),
-so every trial does the same work and the two runs compare. Needs Debian's PostgreSQL server
+so every trial does the same work and the two runs compare; each run has its own sampler seed, so
+no trial's parameters repeat another's (DVC's run-cache would restore it instead of training). Needs Debian's PostgreSQL server
 binaries (`apt-get install postgresql`) and KERAS_HOME reaching the MobileNet weights.
 """
 
@@ -66,7 +67,7 @@ def workers_run(n_workers: int, trials_each: int, origin: Path, work: Path, ssh,
         log = open(work / f"{study}-{i}.log", "w")
         procs.append((subprocess.Popen(
             [BIN / "imgclf", "tune", "--space", space, "--trials", str(target), "--study", study, "--storage", storage,
-             "--push", "origin", "--out", work / "reports"], cwd=clone, stdout=log, stderr=subprocess.STDOUT,
+             "--push", "origin", "--out", work / "reports", "--seed", str(n_workers)], cwd=clone, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}), log))
     for proc, log in procs:
         if proc.wait():
@@ -75,6 +76,10 @@ def workers_run(n_workers: int, trials_each: int, origin: Path, work: Path, ssh,
     wall = time.time() - start
     done = [t for t in optuna.load_study(study_name=study, storage=storage).get_trials()
             if t.state == optuna.trial.TrialState.COMPLETE]
+    restored = [t.number for t in done if not any(s.startswith("train ") for s in t.user_attrs["stages_run"])]
+    if restored:
+        raise SystemExit(f"{study}: trials {restored} were restored from DVC's run-cache, not run; the bench "
+                         "times trials that train")
     span = max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
     row = {"workers": n_workers, "trials": len(done), "wall_seconds": round(wall, 1),
            "span_seconds": round(span.total_seconds(), 1),

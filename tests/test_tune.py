@@ -383,3 +383,19 @@ def test_two_tuners_share_one_postgresql_study(project, postgres_url):
     assert ran[0] and ran[1] and not ran[0] & ran[1]                 # both worked, no trial twice
     assert ran[0] | ran[1] == {t.number for t in complete}
     assert set(experiments(project)) == {f"pg-{t.number}" for t in complete}
+
+
+def test_push_to_a_remote_that_is_not_there_is_refused_before_any_trial(project):
+    def refused(*args) -> list[str]:
+        res = subprocess.run([str(BIN / "imgclf"), "tune", "--space", "space.yaml", "--trials", "1", *args],
+                             cwd=project, capture_output=True, text=True, timeout=120, env=pipeline_env())
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        return res.stderr.strip().splitlines()
+
+    assert refused("--push", "team") == [
+        "error: --push team: no such git remote here; `git remote -v` lists them (add one with `git remote add team URL`)"]
+    run(["git", "remote", "add", "team", str(project)], project)
+    assert refused("--push", "team") == [
+        "error: --push team: no default DVC remote for the trials' outputs; set one with `dvc remote add -d NAME URL`"]
+    assert refused("--grace", "2") == ["error: --grace 2: must be at least 4 seconds (the heartbeat is a quarter of it)"]
+    assert not (project / ".tune").exists() or not list((project / ".tune").rglob("*.log"))     # no trial ran
