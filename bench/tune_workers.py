@@ -94,7 +94,7 @@ def document(rows: list[dict], seed_push: float, record: dict, trials: int) -> s
     one, two = rows
     lines = ["# Trials per hour: one tuner or two on one machine", "",
              f"Written by `python bench/tune_workers.py --trials {trials}` on a 2-core CPU with {record['cpu']}, "
-             f"commit {record['commit'][:7]}. Each tuner in its own clone, one PostgreSQL study, every trial pushed "
+             f"commit {record['commit'][:7]}{'+dirty' * record['commit'].endswith('+dirty')}. Each tuner in its own clone, one PostgreSQL study, every trial pushed "
              "to one git remote and one DVC remote over SSH (loopback). The trials vary dropout only, so they do "
              "the same work. Trials per hour count finished trials from the first trial's start to the last "
              "one's end.", "",

@@ -14,8 +14,9 @@ default, nothing to start; `--storage` takes any Optuna storage URL, so tuners o
 machines (or several here) work one study, and `--push` sends each finished trial to the team's
 git and DVC remotes, where any clone can apply it. The target is a number of *finished* trials:
 the tuners stop at exactly that many between them; started again after Ctrl-C or `kill -9`, a
-tuner counts what is finished, fails the trial that was cut off and re-runs its parameters. The objective is the space's objective metric (validation
-accuracy); the holdout (test) metric is read for the best trial only.
+tuner counts what is finished, fails the trial that was cut off and re-runs its parameters. The
+objective is the space's objective metric (validation accuracy); the holdout (test) metric is
+read for the best trial only.
 """
 
 from __future__ import annotations
