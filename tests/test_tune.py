@@ -399,3 +399,26 @@ def test_push_to_a_remote_that_is_not_there_is_refused_before_any_trial(project)
         "error: --push team: no default DVC remote for the trials' outputs; set one with `dvc remote add -d NAME URL`"]
     assert refused("--grace", "2") == ["error: --grace 2: must be at least 4 seconds (the heartbeat is a quarter of it)"]
     assert not (project / ".tune").exists() or not list((project / ".tune").rglob("*.log"))     # no trial ran
+
+
+def test_the_report_of_a_study_without_trials_says_so(project):
+    """A colleague asking for the report before any tuner finished a trial (or with a new --study)."""
+    res = subprocess.run([str(BIN / "imgclf"), "tune", "--space", "space.yaml", "--trials", "3", "--report", "--out",
+                          "report"], cwd=project, capture_output=True, text=True, timeout=120, env=pipeline_env())
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "0 of 3 trials finished" in res.stdout
+    assert "(no trials yet)" in (project / "report" / "space.md").read_text()
+
+
+def test_the_password_can_stay_out_of_the_url(postgres_url, tmp_path):
+    """The README's recipe: `--storage postgresql://tuner@host/db` with the password in PGPASSWORD,
+    so it shows in no process list or shell history."""
+    from tests.postgres_server import PASSWORD
+
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    url = postgres_url.replace(f":{PASSWORD}@", "@") + "/studies"
+    res = subprocess.run([str(BIN / "imgclf"), "tune", "--space", str(REPO / "search" / "head.yaml"), "--trials", "1",
+                          "--storage", url, "--study", "no-password-in-url", "--report", "--out", "report"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**pipeline_env(), "PGPASSWORD": PASSWORD})
+    assert res.returncode == 0, res.stderr
+    assert f"study 'no-password-in-url' in {url}: 0 of 1 trials finished" in res.stdout

@@ -499,7 +499,7 @@ def write_report(study, space: SearchSpace, space_path: Path, out_dir: Path, sto
                                                     space.holdout.key, exp), 4)
             except TrialFailed as err:
                 best["holdout_error"] = str(err)
-    seconds = frame["seconds"].dropna()
+    seconds = frame["seconds"].dropna() if len(frame) else frame      # a study without trials has no columns
     lines = [f"# Study `{name}`", "",
              f"Written by `imgclf tune --space {space_path.as_posix()}` (storage: "
              f"{_shown_storage(storage_url)}). {space.description}", "",
