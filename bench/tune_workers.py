@@ -35,9 +35,13 @@ SPACE = {"description": "dropout only: every trial does the same work",
          "params": {"train.head.dropout": {"low": 0.1, "high": 0.6}}}
 
 
+def venv_env() -> dict:
+    """The environment of a user's shell with the venv active."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
 def sh(args, cwd: Path, **kw) -> str:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=venv_env(), capture_output=True, text=True, **kw)
     if proc.returncode:
         raise SystemExit(f"{' '.join(map(str, args))} failed in {cwd}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout
@@ -68,7 +72,7 @@ def workers_run(n_workers: int, trials_each: int, origin: Path, work: Path, ssh,
         procs.append((subprocess.Popen(
             [BIN / "imgclf", "tune", "--space", space, "--trials", str(target), "--study", study, "--storage", storage,
              "--push", "origin", "--out", work / "reports", "--seed", str(n_workers)], cwd=clone, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}), log))
+            env=venv_env()), log))
     for proc, log in procs:
         if proc.wait():
             raise SystemExit(f"a tuner of {study} exited {proc.returncode}; see {log.name}")

@@ -354,7 +354,8 @@ def push_experiment(name: str, remote: str, dvc: str, log: Path) -> None:
             pushed = subprocess.run([dvc, "exp", "push", remote, name], stdout=out, stderr=subprocess.STDOUT)
         if pushed.returncode == 0:
             return
-        time.sleep(2 ** attempt)
+        if attempt + 1 < PUSH_ATTEMPTS:
+            time.sleep(2 ** attempt)
     raise TrialFailed(f"{name}: `dvc exp push {remote} {name}` failed {PUSH_ATTEMPTS} times (log {log}); the "
                       f"experiment is kept here, push it later with that command")
 
