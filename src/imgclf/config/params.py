@@ -223,9 +223,6 @@ class CnnParams(Strict):
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw, or sgd (Nesterov momentum 0.9).")
     learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="Peak learning rate (warm-up, then cosine decay).")
     weight_decay: float = Field(0.02, ge=0.0, le=1.0, description="Decoupled weight decay: weights shrink by lr * weight_decay per step.")
-    decay_norm_and_bias: bool = Field(
-        True, description="Decay batch-norm scales and offsets and the biases too; false decays only the conv and "
-                          "dense kernels (modern recipes exempt them: a decayed scale only shrinks what BN rescales).")
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy.")
     ema: float = Field(0.0, ge=0.0, lt=1.0,
                        description="Keep an exponential moving average of the weights with this momentum and use it as the "
