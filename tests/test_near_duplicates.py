@@ -402,6 +402,31 @@ def test_the_quick_rejection_gives_the_pairs_it_lets_through_the_full_comparison
     assert (quick[3:] > 10).all(), quick
 
 
+def test_the_pair_checks_give_the_same_values_on_any_number_of_cores(injected, monkeypatch):
+    """The confirmations run in threads a chunk at a time; chunks of a few pairs make many tasks
+    racing for the output, which must still hold each pair's own value, bit for bit."""
+    import imgclf.data.near_duplicates as nd
+
+    images, originals, copy_rows = injected
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(images), 500), rng.integers(0, len(images), 500)
+    a[:len(COPIES)], b[:len(COPIES)] = list(copy_rows.values()), list(originals.values())
+    probe = rng.integers(0, 2 * 9 * 9, 500)
+    for name in ("_QUICK_CHUNK", "_VERIFY_CHUNK", "_WINDOW_CHUNK"):
+        monkeypatch.setattr(nd, name, 7)
+    runs = []
+    for workers in ("1", "3"):
+        monkeypatch.setenv("IMGCLF_WORKERS", workers)
+        runs.append((aligned_rms(images, a, b, reject_above=8.0), window_rms(images, a, b, probe, 4),
+                     near_duplicates(images, AuditConfig())[0]))
+    (quick1, window1, pairs1), (quick3, window3, pairs3) = runs
+    assert (quick1[:len(COPIES)] <= AuditConfig().max_rms).all()
+    np.testing.assert_array_equal(quick3, quick1)
+    np.testing.assert_array_equal(window3, window1)
+    for field in ("a", "b", "rms"):
+        np.testing.assert_array_equal(getattr(pairs3, field), getattr(pairs1, field))
+
+
 def _digits48(n: int) -> np.ndarray:
     """scikit-learn's 8x8 digits at 48 px by pixel repetition: blocky, high contrast, mostly black."""
     from sklearn.datasets import load_digits

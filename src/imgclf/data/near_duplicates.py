@@ -40,6 +40,7 @@ levels keeps only pairs that really look the same.
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ import numpy as np
 
 from imgclf.core.errors import ConfigError
 from imgclf.core.npy_rows import chunk_rows, npy_row_writer
+from imgclf.core.parallel import default_workers
 
 EXACT_MAX = 200_000        # above this many images the descriptor search uses an inverted file
 WINDOW_MAX = 200_000       # above this many images the window search (n^1.5 work) is left out
@@ -385,17 +387,19 @@ def window_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, probe: np.ndarr
     side = 2 * s + 1
     out = np.empty(len(a), np.float32)
     with _blurred_rows(images) as blurred:
-        for p in np.unique(probe):
-            rows = np.flatnonzero(probe == p)
-            mirrored, k = divmod(int(p), side * side)
+        def check(task: tuple[int, np.ndarray]) -> None:
+            mirrored, k = divmod(task[0], side * side)
             dy, dx = divmod(k, side)
-            for start in range(0, len(rows), _WINDOW_CHUNK):     # tens of MB of windows per step, not GBs
-                r = rows[start:start + _WINDOW_CHUNK]
-                src = blurred[a[r]]
-                src = src[:, :, ::-1] if mirrored else src
-                xs = src[:, dy:dy + c, dx:dx + c].reshape(len(r), -1)
-                ys = blurred[b[r]][:, s:s + c, s:s + c].reshape(len(r), -1)
-                out[r] = gain_matched_rms(xs, ys)
+            r = task[1]
+            src = blurred[a[r]]
+            src = src[:, :, ::-1] if mirrored else src
+            xs = src[:, dy:dy + c, dx:dx + c].reshape(len(r), -1)
+            ys = blurred[b[r]][:, s:s + c, s:s + c].reshape(len(r), -1)
+            out[r] = gain_matched_rms(xs, ys)
+        by_probe = ((int(p), np.flatnonzero(probe == p)) for p in np.unique(probe))
+        # tens of MB of windows per task, not GBs
+        _each_in_threads(check, ((p, rows[i:i + _WINDOW_CHUNK]) for p, rows in by_probe
+                                 for i in range(0, len(rows), _WINDOW_CHUNK)))
     return out
 
 
@@ -536,6 +540,21 @@ def thumbnail_pairs(keyed: np.ndarray, small: np.ndarray, n: int, max_rms: float
 
 # -- confirmation ----------------------------------------------------------------------------
 
+def _each_in_threads(fn, tasks) -> None:
+    """fn(task) for every task, on all cores. Why threads: the pair checks are NumPy gathers and
+    element-wise passes over arrays of a few MB, which run without the GIL, so threads share the
+    work with no copies of the images; each task writes its own rows of the output, so the result
+    does not depend on the number of threads."""
+    workers = default_workers()
+    if workers <= 1:
+        for task in tasks:
+            fn(task)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(fn, tasks):   # re-raises the first error
+            pass
+
+
 def _best_rms(x: np.ndarray, y: np.ndarray, max_shift: int, trim: int) -> np.ndarray:
     """min over mirror and shifts of the gain-matched RMS over the (trimmed) overlap."""
     h, w = x.shape[1:]
@@ -613,13 +632,16 @@ def aligned_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int
     box = size - 2 * max_shift - 2 * _TRIM
     todo = np.arange(len(a))
     if reject_above is not None and box >= 8:
-        for start in range(0, len(a), _QUICK_CHUNK):
+        def quick(start: int) -> None:
             part = slice(start, start + _QUICK_CHUNK)
             out[part] = _quick_rms(blurred[a[part]], blurred[b[part]], max_shift, box)
+        _each_in_threads(quick, range(0, len(a), _QUICK_CHUNK))
         todo = np.flatnonzero(out <= reject_above)
-    for start in range(0, len(todo), _VERIFY_CHUNK):
+
+    def full(start: int) -> None:
         part = todo[start:start + _VERIFY_CHUNK]
         out[part] = _best_rms(blurred[a[part]], blurred[b[part]], max_shift, _TRIM)
+    _each_in_threads(full, range(0, len(todo), _VERIFY_CHUNK))
     return out
 
 
