@@ -333,7 +333,10 @@ def window_descriptors(images: np.ndarray, max_shift: int, offsets: bool = True)
     out = []
     for view in views:
         x = np.stack([cv2.GaussianBlur(v.astype(np.float32), (0, 0), _WINDOW_BLUR) for v in view])
-        grid = rows @ x @ rows.T                                   # (n, K*G, K*G)
+        # rows @ x @ rows.T for every image, as two large products over the whole batch: a stacked
+        # matmul makes one small product per image, at a fraction of the machine's rate.
+        left = (rows @ x.transpose(1, 0, 2).reshape(size, -1)).reshape(-1, n, size).transpose(1, 0, 2)
+        grid = (left.reshape(-1, size) @ rows.T).reshape(n, len(rows), len(rows))   # (n, K*G, K*G)
         k = len(shifts)
         grid = grid.reshape(n, k, WINDOW_GRID, k, WINDOW_GRID).transpose(0, 1, 3, 2, 4)
         out.append(grid.reshape(n, k * k, WINDOW_GRID * WINDOW_GRID))
