@@ -23,9 +23,9 @@ repro: setup
 
 # One pytest worker per core (pytest-xdist); a test file stays on one worker, in order, because
 # the end-to-end files build one pipeline repo per module and walk it through a user's steps.
-# TEST_WORKERS=0 runs everything in this process (for pdb).
+# TEST_WORKERS=0 runs everything in this process (for pdb). The 20 slowest tests are listed at the end.
 TEST_WORKERS ?= auto
-PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)

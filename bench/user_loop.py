@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("download", "split", "augment", "bottleneck", "train", "evaluate")
 
 
 def dvc(project: Path, *args: str) -> tuple[float, str]:
@@ -45,13 +44,17 @@ def dvc(project: Path, *args: str) -> tuple[float, str]:
 
 def step(project: Path, name: str, *args: str) -> dict:
     """One dvc command; the stages that ran are the clone's run-log entries it added."""
+    import yaml
+
     from imgclf.core.run_log import LOG, read
+
+    stages = list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])   # the rev's own stages
 
     since = len(read(project / LOG))
     wall, out = dvc(project, *args)
     ran = {r["stage"]: r["seconds"] for r in read(project / LOG)[since:]}
-    restored = [s for s in STAGES if f"Stage '{s}' is cached" in out]
-    unchanged = [s for s in STAGES if f"Stage '{s}' didn't change" in out]
+    restored = [s for s in stages if f"Stage '{s}' is cached" in out]
+    unchanged = [s for s in stages if f"Stage '{s}' didn't change" in out]
     row = {"step": name, "command": "dvc " + " ".join(args), "wall_seconds": wall, "stages_run": ran,
            "restored_from_run_cache": restored, "unchanged": unchanged}
     print(json.dumps(row), flush=True)
