@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from imgclf.models.cnn import CnnConfig, build_cnn, train_cnn
-from imgclf.models.training import row_batches
 from tests.conftest import synthetic_images
 
 
@@ -134,60 +133,3 @@ def test_ema_keeps_the_average_of_the_weights_and_leaves_training_unchanged():
     assert sum(moved) >= len(moved) // 2, moved
     for r, a in zip(raw.non_trainable_weights, avg.non_trainable_weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(r))
-
-
-def _epoch_served(dataset, n: int) -> dict[int, bool]:
-    """One pass over row_batches of the images made by _tagged: row id -> served mirrored."""
-    served = np.concatenate([np.asarray(xb) for xb, _ in dataset])
-    ids = served[:, 0, 0].astype(int) + served[:, 0, -1].astype(int) - 1   # the tag is at one corner only
-    mirrored = served[:, 0, -1] > 0
-    assert sorted(ids) == list(range(n))
-    return dict(zip(ids.tolist(), mirrored.tolist()))
-
-
-def _tagged(n: int) -> np.ndarray:
-    """n (4, 6) images, row i tagged i + 1 in its top-left pixel: a mirror moves the tag to the top right."""
-    x = np.zeros((n, 4, 6), np.uint8)
-    x[:, 0, 0] = np.arange(1, n + 1)
-    x[:, 1:, :2] = 200                     # the rest must mirror with it
-    return x
-
-
-def test_alternating_flip_serves_every_image_both_ways_in_any_two_epochs():
-    n = 60
-    x, y = _tagged(n), np.arange(n) % 3
-    data = row_batches(x, y, 16, seed=5, alternate_mirror=True)
-    first, second, third = (_epoch_served(data, n) for _ in range(3))
-    assert all(first[i] != second[i] for i in range(n))        # each image switches every epoch
-    assert first == third
-    assert 15 < sum(first.values()) < 45                       # about half start mirrored
-    assert first == _epoch_served(row_batches(x, y, 16, seed=5, alternate_mirror=True), n)   # set by the seed
-    assert first != _epoch_served(row_batches(x, y, 16, seed=6, alternate_mirror=True), n)
-    for xb, yb in data:                                        # whole images mirror, labels stay with them
-        xb, yb = np.asarray(xb), np.asarray(yb)
-        ids = xb[:, 0, 0].astype(int) + xb[:, 0, -1].astype(int) - 1
-        assert (yb == y[ids]).all()
-        for img, i in zip(xb, ids):
-            assert np.array_equal(img, x[i]) or np.array_equal(img, x[i][:, ::-1])
-
-
-def test_train_cnn_with_alternating_flip_mirrors_in_the_data_not_in_the_model(monkeypatch):
-    import imgclf.models.cnn
-
-    calls = []
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return row_batches(*args, **kwargs)
-
-    monkeypatch.setattr(imgclf.models.cnn, "row_batches", spy)
-    images, labels = synthetic_images(120, 0)
-    cfg = _cfg(alternating_flip=True, online_shift_px=0)
-    training, _ = build_cnn((28, 28), 10, cfg)
-    assert "online_flip" not in [layer.name for layer in training.layers]   # no coin on top of the schedule
-    (a, summary), (b, _) = (train_cnn(images[:96], labels[:96], images[96:], labels[96:], 10, cfg, verbose=0)
-                            for _ in range(2))
-    assert [c.get("alternate_mirror", False) for c in calls] == [True, False] * 2     # train, val; twice
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
-    assert summary["epochs_run"] == 1

@@ -109,8 +109,6 @@ BAD = [
     ({"dataset.kind": "image_folder"}, "dataset.source is required when dataset.kind is image_folder"),
     ({"split.val_fraction": 0.5, "split.test_fraction": 0.5}, "val_fraction + test_fraction = 1"),
     ({"augment.multiplier": 1}, "train.head.flip_tta = true needs mirror images in training, but augment.multiplier = 1"),
-    ({"train.cnn.alternating_flip": True}, "train.cnn.alternating_flip = true sets how online_flip mirrors, but "
-                                           "train.cnn.online_flip = false"),
 ])
 def test_cross_field_rules_name_both_fields(change, expected):
     raw = _with(*next(iter(change.items())))

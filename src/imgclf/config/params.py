@@ -235,9 +235,6 @@ class CnnParams(Strict):
     precision: Literal["float32", "mixed_bfloat16"] = Field(
         "float32", description="mixed_bfloat16 computes in bfloat16 (fast only on CPUs with AVX512-BF16/AMX or GPUs).")
     online_flip: bool = Field(False, description="Mirror half the training images afresh every epoch (on top of the offline variants).")
-    alternating_flip: bool = Field(
-        False, description="With online_flip: mirror each image in every other epoch (half from the first, chosen by the seed) "
-                           "instead of by a coin per epoch, so every two epochs show every image both ways.")
     online_shift_px: int = Field(0, ge=0, le=8,
                                  description="Shift training images by up to this many pixels afresh every epoch, zero filled; 0 = off.")
     tta_shift_px: int = Field(1, ge=0, le=8,
@@ -289,9 +286,6 @@ class Params(Strict):
             raise ValueError("train.head.flip_tta = true needs mirror images in training, but augment.multiplier = 1 "
                              "makes no variants; set augment.multiplier >= 2 (variant 1 is the mirror with "
                              "augment.mirror) or train.head.flip_tta: false")
-        if self.train.cnn.alternating_flip and not self.train.cnn.online_flip:
-            raise ValueError("train.cnn.alternating_flip = true sets how online_flip mirrors, but train.cnn.online_flip = "
-                             "false; set train.cnn.online_flip: true or train.cnn.alternating_flip: false")
         return self
 
 

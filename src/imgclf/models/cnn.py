@@ -21,7 +21,7 @@ import numpy as np
 from imgclf.config.params import CnnParams
 from imgclf.core.cpu import native_bfloat16
 from imgclf.models.mirror_layer import mirror
-from imgclf.models.training import InMemory, Stopping, fit, make_deterministic, one_cycle, row_batches
+from imgclf.models.training import InMemory, Stopping, fit, make_deterministic, one_cycle
 
 
 class CnnConfig(CnnParams):
@@ -106,7 +106,7 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, cfg: CnnConfig):
     # Fresh variants every epoch, on top of the offline ones: a fixed set of copies seen a dozen
     # times gets memorised, new shifts and mirrors do not. Integer shifts (nearest), zero fill,
     # as the offline Affine does, so no blur the test images never have.
-    if cfg.online_flip and not cfg.alternating_flip:      # alternating flips happen in the data (train_cnn)
+    if cfg.online_flip:
         x = layers.RandomFlip("horizontal", seed=cfg.seed + 3, name="online_flip")(x)
     if cfg.online_shift_px > 0:
         fy, fx = cfg.online_shift_px / shape[0], cfg.online_shift_px / shape[1]
@@ -172,15 +172,8 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     # patience = epochs: the schedule runs to its end; the best val-loss epoch's weights are kept, or,
     # with EMA, the average (restoring an epoch's raw weights would throw the average away).
     stopping = Stopping(cfg.epochs, patience=cfg.epochs, keep_best=cfg.ema == 0)
-    if cfg.alternating_flip:       # the data mirrors each image in every other epoch (training.row_batches)
-        import tensorflow as tf
-
-        def batches(x, y, **kw):
-            return row_batches(x, np.asarray(y), cfg.batch_size, **kw).map(lambda xb, yb: (xb, tf.one_hot(yb, n_classes)))
-        train, val = batches(x_train, y_train, seed=cfg.seed, alternate_mirror=True), batches(x_val, y_val)
-    else:
-        one_hot = lambda y: keras.utils.to_categorical(y, n_classes)  # noqa: E731
-        train, val = InMemory(x_train, one_hot(y_train), cfg.batch_size), InMemory(x_val, one_hot(y_val), cfg.batch_size)
+    one_hot = lambda y: keras.utils.to_categorical(y, n_classes)  # noqa: E731
+    train, val = InMemory(x_train, one_hot(y_train), cfg.batch_size), InMemory(x_val, one_hot(y_val), cfg.batch_size)
     summary = fit(model, train, val, stopping, live_dir=live_dir, verbose=verbose)
     # Loss with label smoothing is not comparable across models: recompile plain for evaluation.
     inference.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])

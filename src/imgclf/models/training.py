@@ -21,20 +21,11 @@ def make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-# Entropy that sets which rows start mirrored under alternate_mirror, apart from the per-epoch orders.
-_MIRROR_STREAM = 0x4D49
-
-
-def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None, *, alternate_mirror: bool = False):
+def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None):
     """Batches of (x rows, labels) as a tf.data pipeline, read when TensorFlow asks for them: x is
     an array or a Selection of rows on disk, so training holds a few batches, never the whole
     feature matrix (or Keras' copies of it). With a seed the rows are shuffled afresh every
     epoch, from (seed, epoch) only: the same order in memory and on disk, run after run.
-
-    alternate_mirror (images, with a seed): each image is mirrored left-right in every other epoch,
-    half of them (chosen by the seed) from the first. Every image is then seen both ways in any two
-    consecutive epochs; with a coin per epoch, half of them are seen one way only in any two
-    (airbench's derandomised flip).
 
     Why a generator that counts its own epochs, not a keras PyDataset reshuffled in on_epoch_end:
     Keras creates the next epoch's iterator, which starts prefetching, before on_epoch_end, and it
@@ -43,21 +34,14 @@ def row_batches(x, y: np.ndarray, batch_size: int, seed: int | None = None, *, a
     generator once, and its epoch is fixed when it starts."""
     import tensorflow as tf
 
-    if alternate_mirror and (seed is None or len(x.shape) < 3):
-        raise ValueError("alternate_mirror needs a seed and rows that are images (N, H, W[, C])")
     passes = itertools.count()
-    starts_mirrored = np.random.default_rng([seed, _MIRROR_STREAM]).random(len(y)) < 0.5 if alternate_mirror else None
 
     def batches():
         epoch = next(passes)
         order = np.arange(len(y)) if seed is None else np.random.default_rng([seed, epoch]).permutation(len(y))
         for start in range(0, len(y), batch_size):
             rows = order[start:start + batch_size]
-            xb = np.asarray(x[rows])
-            if starts_mirrored is not None:
-                mirrored = starts_mirrored[rows] ^ bool(epoch % 2)
-                xb[mirrored] = xb[mirrored][:, :, ::-1]
-            yield xb, y[rows]
+            yield np.asarray(x[rows]), y[rows]
 
     signature = (tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)), tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
     n_batches = -(-len(y) // batch_size)         # told to Keras, which cannot count a generator
@@ -82,7 +66,7 @@ def one_cycle(peak: float, rows: int, batch_size: int, epochs: int):
 
 @dataclass(frozen=True)
 class InMemory:
-    """Arrays that Keras batches and shuffles itself (the CNN without alternating flips); data that
+    """Arrays that Keras batches and shuffles itself (the CNN); data that
     batches itself (row_batches) is passed to fit as it is."""
     x: np.ndarray
     y: np.ndarray
