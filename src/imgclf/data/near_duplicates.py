@@ -391,17 +391,19 @@ def window_rms(images: np.ndarray, a: np.ndarray, b: np.ndarray, probe: np.ndarr
     out = np.empty(len(a), np.float32)
     with _blurred_rows(images) as blurred:
         def check(task: tuple[int, np.ndarray]) -> None:
-            mirrored, k = divmod(task[0], side * side)
+            p, r = task
+            mirrored, k = divmod(p, side * side)
             dy, dx = divmod(k, side)
-            r = task[1]
             src = blurred[a[r]]
             src = src[:, :, ::-1] if mirrored else src
             xs = src[:, dy:dy + c, dx:dx + c].reshape(len(r), -1)
             ys = blurred[b[r]][:, s:s + c, s:s + c].reshape(len(r), -1)
             out[r] = gain_matched_rms(xs, ys)
-        by_probe = ((int(p), np.flatnonzero(probe == p)) for p in np.unique(probe))
-        # tens of MB of windows per task, not GBs
-        _each_in_threads(check, ((p, rows[i:i + _WINDOW_CHUNK]) for p, rows in by_probe
+        # The pairs grouped by probe with one stable sort (each group in row order), then tens of MB
+        # of windows per task, not GBs.
+        order = np.argsort(probe, kind="stable")
+        groups = np.split(order, np.flatnonzero(np.diff(probe[order])) + 1) if len(order) else []
+        _each_in_threads(check, ((int(probe[rows[0]]), rows[i:i + _WINDOW_CHUNK]) for rows in groups
                                  for i in range(0, len(rows), _WINDOW_CHUNK)))
     return out
 
