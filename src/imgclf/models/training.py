@@ -82,14 +82,15 @@ class Stopping:
     keep_best: bool = True
 
 
-def fit(model, train, val, stopping: Stopping, *, live_dir: Path | str | None = None, verbose: int = 2) -> dict:
+def fit(model, train, val, stopping: Stopping, *, live_dir: Path | str | None = None, verbose: int = 2,
+        callbacks: tuple = ()) -> dict:
     """model.fit with early stopping on val loss and, if live_dir is given, per-epoch curves through
-    dvclive. train and val: both InMemory, or both data that batches itself. Returns the summary
-    for metrics/train.json."""
+    dvclive; `callbacks` run before those. train and val: both InMemory, or both data that batches
+    itself. Returns the summary for metrics/train.json."""
     import keras
 
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping.patience,
-                                               restore_best_weights=stopping.keep_best)]
+    callbacks = [*callbacks, keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping.patience,
+                                                           restore_best_weights=stopping.keep_best)]
     live = None
     if live_dir is not None:
         from dvclive import Live
