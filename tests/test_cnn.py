@@ -80,11 +80,10 @@ def test_online_augmentation_makes_whole_pixel_shifts_and_mirrors_only_in_traini
     assert len(set(offsets)) > 5
 
 
-@pytest.mark.parametrize("optimizer, levers", [("adamw", {}), ("sgd", {}),
-                                               ("adamw", dict(whiten_first=True, lookahead_every=3))])
-def test_trained_cnn_is_deterministic_and_saves_in_safe_mode(tmp_path, optimizer, levers):
+@pytest.mark.parametrize("optimizer, whiten_first", [("adamw", False), ("sgd", False), ("adamw", True)])
+def test_trained_cnn_is_deterministic_and_saves_in_safe_mode(tmp_path, optimizer, whiten_first):
     images, labels = synthetic_images(200, 0)
-    cfg = _cfg(optimizer=optimizer, learning_rate=0.05 if optimizer == "sgd" else 0.01, **levers)
+    cfg = _cfg(optimizer=optimizer, learning_rate=0.05 if optimizer == "sgd" else 0.01, whiten_first=whiten_first)
     runs = [train_cnn(images[:160], labels[:160], images[160:], labels[160:], 10, cfg, verbose=0)
             for _ in range(2)]
     (a, summary), (b, _) = runs
@@ -170,17 +169,3 @@ def test_whitening_fills_only_the_filters_there_are():
     images = np.random.default_rng(1).integers(0, 256, (50, 28, 28), dtype=np.uint8)
     training, _ = build_cnn((28, 28), 10, _cfg(filters=[5, 8]))
     assert whiten_first_conv(training.get_layer("cnn_trunk").get_layer("conv0_0"), images, seed=0, patches=2_000) == 5
-
-
-def test_lookahead_moves_half_way_back_every_k_steps_and_at_each_epoch_end():
-    """With a constant gradient, plain SGD goes lr per step; Lookahead (k=2, alpha 0.5) keeps half
-    of each k steps, and the last step of an epoch syncs too (7 steps: 3 full syncs and one of 1)."""
-    from imgclf.models.lookahead import lookahead
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((1,))
-    model = keras.Model(inputs, keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")(inputs))
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mean_absolute_error")   # gradient -1 below the target
-    x, y = np.ones((7, 1), np.float32), np.full((7, 1), 100.0, np.float32)
-    model.fit(x, y, batch_size=1, epochs=2, shuffle=False, verbose=0, callbacks=[lookahead(2)])
-    np.testing.assert_allclose(model.get_weights()[0], [[2 * (3 * 0.1 + 0.05)]], atol=1e-5)

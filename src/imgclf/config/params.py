@@ -241,8 +241,6 @@ class CnnParams(Strict):
                               description="Also average the predictions of each test view moved this many pixels up, down, left and right; 0 = off.")
     whiten_first: bool = Field(False, description="Start the first convolution's filters as the whitening directions of the "
                                                    "training images' patches (both signs), the rest random.")
-    lookahead_every: int = Field(0, ge=0, le=1000, description="Lookahead: every this many steps the weights move half-way back "
-                                                              "to where they were this many steps ago; 0 = off (the paper: 5-10).")
 
     @field_validator("filters")
     @classmethod

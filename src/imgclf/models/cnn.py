@@ -20,7 +20,6 @@ import numpy as np
 
 from imgclf.config.params import CnnParams
 from imgclf.core.cpu import native_bfloat16
-from imgclf.models.lookahead import lookahead
 from imgclf.models.mirror_layer import mirror
 from imgclf.models.training import InMemory, Stopping, fit, make_deterministic, one_cycle
 from imgclf.models.whitening import whiten_first_conv
@@ -178,8 +177,7 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
     stopping = Stopping(cfg.epochs, patience=cfg.epochs, keep_best=cfg.ema == 0)
     one_hot = lambda y: keras.utils.to_categorical(y, n_classes)  # noqa: E731
     train, val = InMemory(x_train, one_hot(y_train), cfg.batch_size), InMemory(x_val, one_hot(y_val), cfg.batch_size)
-    callbacks = (lookahead(cfg.lookahead_every),) if cfg.lookahead_every else ()
-    summary = fit(model, train, val, stopping, live_dir=live_dir, verbose=verbose, callbacks=callbacks)
+    summary = fit(model, train, val, stopping, live_dir=live_dir, verbose=verbose)
     # Loss with label smoothing is not comparable across models: recompile plain for evaluation.
     inference.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     summary["parameters"] = int(inference.count_params())

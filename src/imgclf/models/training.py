@@ -82,15 +82,14 @@ class Stopping:
     keep_best: bool = True
 
 
-def fit(model, train, val, stopping: Stopping, *, live_dir: Path | str | None = None, verbose: int = 2,
-        callbacks: tuple = ()) -> dict:
+def fit(model, train, val, stopping: Stopping, *, live_dir: Path | str | None = None, verbose: int = 2) -> dict:
     """model.fit with early stopping on val loss and, if live_dir is given, per-epoch curves through
-    dvclive; `callbacks` run before those. train and val: both InMemory, or both data that batches
-    itself. Returns the summary for metrics/train.json."""
+    dvclive. train and val: both InMemory, or both data that batches itself. Returns the summary
+    for metrics/train.json."""
     import keras
 
-    callbacks = [*callbacks, keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping.patience,
-                                                           restore_best_weights=stopping.keep_best)]
+    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping.patience,
+                                               restore_best_weights=stopping.keep_best)]
     live = None
     if live_dir is not None:
         from dvclive import Live
