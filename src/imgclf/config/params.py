@@ -239,8 +239,6 @@ class CnnParams(Strict):
                                  description="Shift training images by up to this many pixels afresh every epoch, zero filled; 0 = off.")
     tta_shift_px: int = Field(1, ge=0, le=8,
                               description="Also average the predictions of each test view moved this many pixels up, down, left and right; 0 = off.")
-    whiten_first: bool = Field(False, description="Start the first convolution's filters as the whitening directions of the "
-                                                   "training images' patches (both signs), the rest random.")
 
     @field_validator("filters")
     @classmethod

@@ -22,7 +22,6 @@ from imgclf.config.params import CnnParams
 from imgclf.core.cpu import native_bfloat16
 from imgclf.models.mirror_layer import mirror
 from imgclf.models.training import InMemory, Stopping, fit, make_deterministic, one_cycle
-from imgclf.models.whitening import whiten_first_conv
 
 
 class CnnConfig(CnnParams):
@@ -165,8 +164,6 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
         warnings.warn("train.cnn.precision is mixed_bfloat16 but this CPU has no AVX512-BF16/AMX: bfloat16 is "
                       "emulated and training runs several times slower than with float32", stacklevel=2)
     model, inference = build_cnn_in_precision(tuple(x_train.shape[1:]), n_classes, cfg)
-    if cfg.whiten_first:
-        whiten_first_conv(model.get_layer("cnn_trunk").get_layer("conv0_0"), x_train, cfg.seed)
     schedule = one_cycle(cfg.learning_rate, len(x_train), cfg.batch_size, cfg.epochs)
     optimizer = make_optimizer(cfg, schedule)
     model.compile(optimizer=optimizer,
