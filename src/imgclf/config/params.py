@@ -237,8 +237,6 @@ class CnnParams(Strict):
     online_flip: bool = Field(False, description="Mirror half the training images afresh every epoch (on top of the offline variants).")
     online_shift_px: int = Field(0, ge=0, le=8,
                                  description="Shift training images by up to this many pixels afresh every epoch, zero filled; 0 = off.")
-    bn_bias_lr_scale: float = Field(1.0, gt=0.0, le=1000.0,
-                                    description="The batch-norm shifts (beta) learn at this many times the learning rate; 1 = the same.")
     tta_shift_px: int = Field(1, ge=0, le=8,
                               description="Also average the predictions of each test view moved this many pixels up, down, left and right; 0 = off.")
 

@@ -138,60 +138,19 @@ def build_cnn_in_precision(input_shape: tuple[int, ...], n_classes: int, cfg: Cn
         keras.mixed_precision.set_global_policy("float32")
 
 
-def batch_norm_biases(model) -> list:
-    """The batch-norm shifts (beta) of every layer in model, nested models included."""
-    from keras import layers
-
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization) and layer.center:
-            found.append(layer.beta)
-        elif hasattr(layer, "layers"):
-            found.extend(batch_norm_biases(layer))
-    return found
-
-
-def _scaled_steps(base):
-    """base (a Keras optimizer class) whose step on some variables is `scale` times the others'.
-    Why a step, not a gradient, scale: Adam's step does not depend on the gradient's size, so only
-    a larger learning rate moves a batch-norm shift faster (airbench gives its biases 64x the
-    weights' rate: a shift is not rescaled by the next batch norm the way a conv weight is)."""
-
-    class ScaledSteps(base):
-        def __init__(self, *args, scaled=(), scale: float = 1.0, **kwargs):
-            super().__init__(*args, **kwargs)
-            # ids, not the variables: a variable held by an optimizer would be tracked as its own state.
-            # Both the Keras variable and its backend variable, which is what update_step receives on TensorFlow.
-            self._scaled_ids = frozenset(id(x) for v in scaled for x in (v, getattr(v, "value", v)))
-            self._step_scale = float(scale)
-
-        def update_step(self, gradient, variable, learning_rate):
-            if id(variable) in self._scaled_ids:
-                learning_rate = learning_rate * self._step_scale
-            return super().update_step(gradient, variable, learning_rate)
-
-    return ScaledSteps
-
-
-def make_optimizer(cfg: CnnConfig, learning_rate, model=None):
+def make_optimizer(cfg: CnnConfig, learning_rate):
     """The optimizer of cfg; its decay shrinks every weight, batch-norm scales and biases included
-    (exempting those was measured and lost: docs/results.md, cnn-nodecay). With
-    bn_bias_lr_scale != 1, model's batch-norm shifts step that many times farther."""
+    (exempting those was measured and lost: docs/results.md, cnn-nodecay)."""
     import keras
 
     # EMA: the optimizer averages the weights step by step and writes the average into the model at the
     # end of fit; the average of the last ~1/(1-ema) steps generalises better than the last step's weights.
     ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema > 0 else {}
-    scaled = {}
-    if cfg.bn_bias_lr_scale != 1.0 and model is not None:
-        scaled = {"scaled": batch_norm_biases(model), "scale": cfg.bn_bias_lr_scale}
     if cfg.optimizer == "sgd":
         # The classic recipe for batch-normed CNNs: Nesterov momentum, decay as in L2 (lr * wd per step).
-        cls = _scaled_steps(keras.optimizers.SGD) if scaled else keras.optimizers.SGD
-        optimizer = cls(learning_rate, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, **ema, **scaled)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay, **ema)
     else:
-        cls = _scaled_steps(keras.optimizers.AdamW) if scaled else keras.optimizers.AdamW
-        optimizer = cls(learning_rate, weight_decay=cfg.weight_decay, **ema, **scaled)
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay, **ema)
     return optimizer
 
 
@@ -206,7 +165,7 @@ def train_cnn(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
                       "emulated and training runs several times slower than with float32", stacklevel=2)
     model, inference = build_cnn_in_precision(tuple(x_train.shape[1:]), n_classes, cfg)
     schedule = one_cycle(cfg.learning_rate, len(x_train), cfg.batch_size, cfg.epochs)
-    optimizer = make_optimizer(cfg, schedule, model)
+    optimizer = make_optimizer(cfg, schedule)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"])
