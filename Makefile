@@ -21,11 +21,13 @@ repro: setup
 	$(RUN) $(BIN)/imgclf check params.yaml
 	$(RUN) $(BIN)/dvc repro
 
-# One pytest worker per core (pytest-xdist); a test file stays on one worker, in order, because
-# the end-to-end files build one pipeline repo per module and walk it through a user's steps.
+# pytest-xdist with one worker per core plus one: the tests wait on subprocesses, git and servers,
+# and a third worker fills that time on 2 cores (docs/hardware.md). A test file stays on one worker,
+# in order, because the end-to-end files walk a pipeline repo per module through a user's steps;
+# files go out in tests/conftest.py's order, longest first (--no-loadscope-reorder keeps it).
 # TEST_WORKERS=0 runs everything in this process (for pdb). The 20 slowest tests are listed at the end.
-TEST_WORKERS ?= auto
-PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)

@@ -166,12 +166,15 @@ def make_pipeline_repo(repo: Path, edit_params) -> Path:
     return repo
 
 
-# The longest files first (measured with --durations on 2 cores): `make test` spreads whole files
-# over one pytest-xdist worker per core, longest first, so the end-to-end file (most of the run on
-# its own) does not start last and leave the other core idle.
-LONGEST_FILES_FIRST = ("test_pipeline_e2e.py", "test_tune_grid.py", "test_folder_edits.py", "test_tune.py",
-                       "test_many_machines.py", "test_faults.py", "test_cnn.py", "test_image_folder.py", "test_folder_corpus.py",
-                       "test_feature_store.py")
+# The longest files first (measured with --durations on 2 cores), in the order `make test` hands
+# whole files to its pytest-xdist workers (Makefile: --no-loadscope-reorder keeps this order; by
+# default xdist would sort files by their number of tests), so no long file starts last and leaves
+# the other workers idle. test_pipeline_e2e.py first: its worker builds the pipeline run the other
+# two test_pipeline_* files copy, and they come after other long files, by when it is built.
+LONGEST_FILES_FIRST = ("test_pipeline_e2e.py", "test_tune.py", "test_tune_grid.py", "test_pipeline_models.py",
+                       "test_pipeline_runcache.py", "test_faults.py", "test_image_folder.py", "test_folder_edits.py",
+                       "test_cnn.py", "test_feature_store.py", "test_many_machines.py", "test_stage_errors.py",
+                       "test_near_duplicates.py", "test_folder_corpus.py")
 
 
 def pytest_collection_modifyitems(config, items):
