@@ -8,7 +8,8 @@ memory once) and scores val and test WITHOUT flip TTA (the pipeline's evaluate a
 rows compare levers with each other, not with metrics/evaluate.json. `reduce` puts a dense layer
 over the 64 channels of each of the 36 grid cells (a 1x1 convolution) before the hidden layer;
 `pca` trains on the standardised features' top principal components (fitted on a quarter of
-train, time included), a fixed projection an export could fold into the first dense layer.
+train, time included), a fixed projection an export could fold into the first dense layer;
+`drop_cells` drops whole grid cells (64 channels) at the input instead of single features.
 Prints one JSON line per configuration and appends it to bench/out/head_levers.jsonl.
 """
 
@@ -37,6 +38,7 @@ LEVERS = [
     {"name": "batch 512, 8 epochs, peak 1e-3, input dropout 0.3, hidden 256", "bs": 512, "epochs": 8, "peak": 1e-3, "schedule": "one_cycle", "hidden": [256]},
     {"name": "batch 512, 8 epochs, peak 2e-3, input dropout 0.3 (the new default)", "bs": 512, "epochs": 8, "peak": 2e-3, "schedule": "one_cycle"},
     {"name": "the default on the top 768 principal components", "bs": 512, "epochs": 8, "peak": 2e-3, "schedule": "one_cycle", "pca": 768},
+    {"name": "the default, input dropout by grid cell", "bs": 512, "epochs": 8, "peak": 2e-3, "schedule": "one_cycle", "drop_cells": True},
 ]
 
 
@@ -52,7 +54,7 @@ def load():
 
 
 def run(X, Y, name, seed=42, bs=256, epochs=26, peak=1.5e-4, schedule="constant", reduce=0, hidden=(512,),
-        in_drop=0.3, drop=0.17, pca=0, whiten=False) -> dict:
+        in_drop=0.3, drop=0.17, pca=0, whiten=False, drop_cells=False) -> dict:
     import keras
 
     from imgclf.models.training import make_deterministic, one_cycle, row_batches
@@ -73,7 +75,10 @@ def run(X, Y, name, seed=42, bs=256, epochs=26, peak=1.5e-4, schedule="constant"
         norm = keras.layers.Normalization(name="standardise")
         norm.adapt(X["train"][::4])
         h = norm(inputs)
-    if in_drop:
+    if in_drop and drop_cells:          # whole grid cells (64 channels each): one draw per cell
+        cells = keras.layers.Reshape((-1, 64))(h)
+        h = keras.layers.Flatten()(keras.layers.Dropout(in_drop, noise_shape=(None, cells.shape[1], 1), seed=seed + 100)(cells))
+    elif in_drop:
         h = keras.layers.Dropout(in_drop, seed=seed + 100)(h)
     if reduce:
         h = keras.layers.Flatten()(keras.layers.Dense(reduce, activation="relu")(keras.layers.Reshape((-1, 64))(h)))
@@ -91,7 +96,7 @@ def run(X, Y, name, seed=42, bs=256, epochs=26, peak=1.5e-4, schedule="constant"
     score = {s: round(float((model.predict(X[s], batch_size=1024, verbose=0).argmax(1) == Y[s]).mean()), 4) for s in ("val", "test")}
     return {"name": name, "seed": seed, "batch": bs, "epochs_run": len(history.history["val_loss"]), "schedule": schedule,
             "peak": peak, "reduce": reduce, "hidden": list(hidden), "input_dropout": in_drop,
-            "pca": pca, "whiten": whiten, "parameters": int(model.count_params()), "train_seconds": round(seconds, 1),
+            "pca": pca, "whiten": whiten, "drop_cells": drop_cells, "parameters": int(model.count_params()), "train_seconds": round(seconds, 1),
             "fit_seconds": round(fit_seconds, 1), **score}
 
 
