@@ -188,7 +188,7 @@ class BottleneckParams(Strict):
 
 
 class HeadParams(Strict):
-    hidden_units: list[int] = Field([512], description="Width of each hidden dense layer of the head.")
+    hidden_units: list[int] = Field([384], description="Width of each hidden dense layer of the head.")
     input_dropout: float = Field(0.3, ge=0.0, lt=1.0,
                                  description="Dropout on the (standardised) bottleneck features.")
     dropout: float = Field(0.17, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
