@@ -1,5 +1,6 @@
 """How much each test-time view adds, for a trained CNN: test accuracy of its trunk alone, with
-the mirror image, with 1 or 2 px shifts, and with both, without retraining anything.
+the mirror image, with 1 or 2 px shifts (and the four diagonal 1 px shifts), and with both,
+without retraining anything.
 
     python research/tta_views.py cnn-online-e20          # an experiment name, a commit, or HEAD
 
@@ -19,10 +20,26 @@ import yaml
 from imgclf.core import paths
 from imgclf.core.revisions import read_at, resolve
 from imgclf.data.manifest import load_set
-from imgclf.models.cnn import scaled_input, tta_views
+from imgclf.models.cnn import scaled_input, shifted, tta_views
+from imgclf.models.mirror_layer import mirror
 
 VIEWS = {"image only": (False, 0), "+ mirror": (True, 0), "+ 1 px shifts": (False, 1),
-         "+ mirror + 1 px shifts": (True, 1), "+ mirror + 2 px shifts": (True, 2)}
+         "+ mirror + 1 px shifts": (True, 1), "+ mirror + 2 px shifts": (True, 2),
+         "+ mirror + 1 px shifts and diagonals": (True, "diagonal")}
+
+
+def views_of(scaled, shape, flip: bool, shift) -> list:
+    """tta_views, or with shift "diagonal" the 1 px cross and the four diagonal 1 px shifts too."""
+    if shift != "diagonal":
+        return tta_views(scaled, shape, flip=flip, shift_px=shift)
+    bases = [("id", scaled)] + ([("mirror", mirror(scaled, shape[1]))] if flip else [])
+    views = [base for _, base in bases]
+    for tag, base in bases:
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy or dx:
+                    views.append(shifted(base, dy, dx, name=f"shift_{tag}_{dy}_{dx}"))
+    return views
 
 
 def model_in_cache(commit: str) -> Path:
@@ -58,11 +75,11 @@ def main() -> None:
     for name, (flip, shift) in VIEWS.items():
         inputs = keras.Input(shape=x.shape[1:], dtype="uint8")
         scaled = scaled_input(inputs, x.shape[1:])
-        views = tta_views(scaled, shape, flip=flip, shift_px=shift)
+        views = views_of(scaled, shape, flip, shift)
         out = keras.layers.Average()([trunk(v) for v in views]) if len(views) > 1 else trunk(scaled)
         start = time.perf_counter()
         pred = np.argmax(keras.Model(inputs, out).predict(x, batch_size=1024, verbose=0), axis=1)
-        print(f"  {name:<24} {len(views):>2} views  accuracy {np.mean(pred == y):.4f}  "
+        print(f"  {name:<38} {len(views):>2} views  accuracy {np.mean(pred == y):.4f}  "
               f"({len(y) / (time.perf_counter() - start):,.0f} images/s)")
 
 
