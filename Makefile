@@ -21,12 +21,12 @@ repro: setup
 	$(RUN) $(BIN)/imgclf check params.yaml
 	$(RUN) $(BIN)/dvc repro
 
-# pytest-xdist with one worker per core plus one: the tests wait on subprocesses, git and servers,
-# and a third worker fills that time on 2 cores (docs/hardware.md). A test file stays on one worker,
-# in order, because the end-to-end files walk a pipeline repo per module through a user's steps;
-# files go out in tests/conftest.py's order, longest first (--no-loadscope-reorder keeps it).
+# One pytest worker per core (pytest-xdist; a worker more measured no faster, docs/hardware.md). A
+# test file stays on one worker, in order, because the end-to-end files walk a pipeline repo per
+# module through a user's steps; files go out in tests/conftest.py's order, longest first
+# (--no-loadscope-reorder keeps it).
 # TEST_WORKERS=0 runs everything in this process (for pdb). The 20 slowest tests are listed at the end.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+TEST_WORKERS ?= auto
 PYTEST := $(RUN) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 test: setup
