@@ -4,9 +4,9 @@ backbone (no network, no weights file), and one `dvc repro` of it, committed.
 
 Why built once and copied: each file walks a repo through a user's steps from that same first
 run. Built once per test session, by whichever pytest-xdist worker asks first (the others wait
-for it), then copied per file, the three files run side by side on the workers instead of one
-long file running alone while the others idle; a copy costs a fraction of a second, the run
-itself a minute of stage processes."""
+for it), then copied per file, the three files can run on different workers, and no one file's
+chain of pipeline runs sets a floor under the suite on a slow CPU (docs/hardware.md); a copy
+costs a fraction of a second, the run itself a minute of stage processes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, make_pipeline_repo, run, write_idx_dataset
-from tests.pipeline.helpers import FIRST_REPRO
+from tests.conftest import BIN, make_pipeline_repo, write_idx_dataset
+from tests.pipeline.helpers import FIRST_REPRO, run_step
 
 
 def built_once(root: Path, name: str, build) -> Path:
@@ -50,9 +50,9 @@ def _build(where: Path) -> None:
         params["train"]["head"].update(epochs=40, patience=4, hidden_units=[64])
 
     repo = make_pipeline_repo(where / "repo", edit)
-    (where / FIRST_REPRO).write_text(run([BIN / "dvc", "repro"], repo, timeout=600).stdout)
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
+    (where / FIRST_REPRO).write_text(run_step([BIN / "dvc", "repro"], repo).stdout)
+    run_step(["git", "add", "-A"], repo)
+    run_step(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
 
 
 @pytest.fixture(scope="module")
